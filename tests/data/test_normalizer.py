@@ -1,0 +1,89 @@
+"""Normalizer: gaussian observations, [-1, 1] actions, constant dims, safetensors round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from robot_rl.data import Normalizer, OfflineDataset
+from robot_rl.errors import CheckpointError
+
+
+def dataset(steps: int = 200) -> OfflineDataset:
+    rng = np.random.default_rng(0)
+    joint = rng.normal(loc=[1.0, -3.0, 0.0], scale=[0.5, 2.0, 1e-5], size=(steps, 3))
+    actions = rng.uniform([-0.2, 0.0, 5.0], [0.6, 3.0, 5.0], size=(steps, 3))
+    episode = {
+        "obs": {"joint": joint, "image": np.zeros((steps, 2, 2, 3), np.uint8)},
+        "next_obs": {"joint": joint, "image": np.zeros((steps, 2, 2, 3), np.uint8)},
+        "actions": actions,
+        "rewards": np.zeros(steps),
+        "dones": np.zeros(steps),
+    }
+    return OfflineDataset.from_episodes([episode])
+
+
+def test_gaussian_obs() -> None:
+    ds = dataset()
+    norm = Normalizer.fit(ds)
+    assert norm.obs_keys == ["joint"]  # uint8 images are left to the image encoder
+    out = norm.normalize_obs(ds.obs)
+    torch.testing.assert_close(out["joint"][:, :2].mean(0), torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out["joint"][:, :2].std(0, unbiased=False), torch.ones(2))
+    # The near-constant dim is floored at std 1e-2, so its 1e-5 noise stays small.
+    assert out["joint"][:, 2].abs().max() < 1e-2
+    assert out["image"] is ds.obs["image"]
+
+
+def test_actions_map_to_unit_box_and_back() -> None:
+    ds = dataset()
+    norm = Normalizer.fit(ds, ["joint"])
+    scaled = norm.normalize_action(ds.actions)
+    assert scaled.min() >= -1 - 1e-6 and scaled.max() <= 1 + 1e-6
+    torch.testing.assert_close(scaled[:, :2].amin(0), -torch.ones(2))
+    torch.testing.assert_close(scaled[:, :2].amax(0), torch.ones(2))
+    # A constant action dim maps to 0 and comes back unchanged.
+    assert torch.all(scaled[:, 2] == 0)
+    torch.testing.assert_close(norm.unnormalize_action(scaled), ds.actions)
+
+
+def test_any_leading_shape() -> None:
+    ds = dataset()
+    norm = Normalizer.fit(ds)
+    chunk = ds.actions[:24].reshape(2, 3, 4, 3)
+    out = norm.normalize_action(chunk)
+    assert out.shape == chunk.shape
+    torch.testing.assert_close(out.reshape(24, 3), norm.normalize_action(ds.actions[:24]))
+    torch.testing.assert_close(norm.unnormalize_action(out), chunk)
+
+
+def test_safetensors_round_trip(tmp_path: Path) -> None:
+    ds = dataset()
+    norm = Normalizer.fit(ds)
+    tensors = norm.state_dict("normalizer.")
+    assert set(tensors) == {
+        "normalizer.obs.joint.scale",
+        "normalizer.obs.joint.offset",
+        "normalizer.action.scale",
+        "normalizer.action.offset",
+    }
+    save_file({**tensors, "actor.weight": torch.ones(2)}, tmp_path / "model.safetensors")
+    loaded = Normalizer.from_state_dict(load_file(tmp_path / "model.safetensors"), "normalizer.")
+    assert loaded.obs_keys == ["joint"]
+    torch.testing.assert_close(
+        loaded.normalize_obs(ds.obs)["joint"], norm.normalize_obs(ds.obs)["joint"]
+    )
+    torch.testing.assert_close(
+        loaded.unnormalize_action(ds.actions), norm.unnormalize_action(ds.actions)
+    )
+
+
+def test_incomplete_state_dict_and_unknown_field() -> None:
+    with pytest.raises(CheckpointError, match="normalizer.action has a scale but no offset"):
+        Normalizer.from_state_dict({"normalizer.action.scale": torch.ones(2)})
+    with pytest.raises(KeyError, match="no field 'action'"):
+        Normalizer().normalize_action(torch.zeros(2))
