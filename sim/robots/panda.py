@@ -71,6 +71,11 @@ def _quat_rot_x(alpha: float) -> tuple[float, float, float, float]:
     return (math.cos(alpha / 2), math.sin(alpha / 2), 0.0, 0.0)
 
 
+def _dh_offset(a: float, d: float, alpha: float) -> np.ndarray:
+    """Origin of joint frame i in frame i-1: TransX(a) RotX(alpha) TransZ(d)."""
+    return np.array([a, -d * math.sin(alpha), d * math.cos(alpha)])
+
+
 def _fmt(values: tuple[float, ...] | list[float] | np.ndarray) -> str:
     return " ".join(f"{float(v):.6g}" for v in values)
 
@@ -105,9 +110,8 @@ def panda_mjcf() -> tuple[str, str]:
         '<geom type="capsule" fromto="0 0 0.1 0 0 0.27" size="0.06" class="robot_link"/>'
     )
     body_close.append("</body>")
-    offsets = [np.array([a, -d * math.sin(alpha), d * math.cos(alpha)]) for a, d, alpha in PANDA_DH]
     for i, (a, d, alpha) in enumerate(PANDA_DH):
-        pos = offsets[i]
+        pos = _dh_offset(a, d, alpha)
         quat = _quat_rot_x(alpha)
         lo, hi = PANDA_JOINT_LIMITS[i]
         name = f"robot0_link{i + 1}"
@@ -118,8 +122,7 @@ def panda_mjcf() -> tuple[str, str]:
         ]
         # Capsule from this joint origin to the next one (expressed in this frame).
         if i + 1 < len(PANDA_DH):
-            a_n, d_n, alpha_n = PANDA_DH[i + 1]
-            nxt = np.array([a_n, -d_n * math.sin(alpha_n), d_n * math.cos(alpha_n)])
+            nxt = _dh_offset(*PANDA_DH[i + 1])
         else:
             nxt = np.array([0.0, 0.0, PANDA_FLANGE_D])
         if np.linalg.norm(nxt) > 1e-6:
