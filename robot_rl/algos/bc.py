@@ -1,0 +1,91 @@
+"""Gaussian behaviour cloning: maximize the likelihood of demonstrated actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import trange
+
+from robot_rl.data import Normalizer
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+
+
+@dataclass
+class BCConfig:
+    """Train a tanh-Gaussian MLP policy on demonstrations."""
+
+    dataset: Path
+    """robomimic-layout HDF5 file."""
+    out: Path
+    """Policy directory to write."""
+    obs_keys: list[str] | None = None
+    """Observation keys to use (default: all low-dimensional keys in the file)."""
+    filter_key: str | None = None
+    """Train only on the demos of this mask (e.g. ``train``); default all demos."""
+    hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])
+    """MLP hidden widths."""
+    activation: str = "relu"
+    """Hidden activation."""
+    steps: int = 20_000
+    """Gradient steps."""
+    batch_size: int = 256
+    """Transitions per batch."""
+    lr: float = 1e-3
+    """Adam learning rate (cosine-decayed to 0)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    seed: int = 0
+    """Seed for initialization and batch sampling."""
+    device: str = "cpu"
+    """Training device."""
+    log_dir: Path | None = None
+    """TensorBoard directory (default ``runs/bc-<out name>``)."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+
+
+def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
+    """Fit the policy, save it to ``cfg.out`` and return it."""
+    check_output(cfg.out, cfg.overwrite)
+    generator = seed_everything(cfg.seed)
+    dataset, env_info = load_task_dataset(cfg.dataset, cfg.obs_keys, cfg.filter_key)
+    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
+    normalizer = Normalizer.fit(dataset, obs_keys)
+    policy_cfg = GaussianPolicyConfig(
+        obs_keys=obs_keys,
+        obs_dim=sum(dataset.obs[k].shape[-1] for k in obs_keys),
+        action_dim=dataset.action_dim,
+        hidden_dims=list(cfg.hidden_dims),
+        activation=cfg.activation,
+    )
+    policy = GaussianPolicy(policy_cfg, normalizer, env_info).to(cfg.device)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
+    writer = make_writer(cfg.log_dir, f"bc-{cfg.out.name}")
+    bar = trange(cfg.steps, desc="bc", disable=not progress, leave=False)
+    for step in bar:
+        batch = dataset.sample(cfg.batch_size, generator=generator, device=cfg.device)
+        target = normalizer.normalize_action(batch["actions"])
+        loss = -policy.log_prob(batch["obs"], target).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 200 == 0 or step == cfg.steps - 1:
+            value = loss.item()
+            writer.add_scalar("train/actor_loss", value, step)
+            bar.set_postfix(nll=f"{value:.3f}")
+    writer.close()
+    policy.eval()
+    policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": _jsonable(cfg)})
+    return policy
+
+
+def _jsonable(cfg: object) -> dict:
+    """A config dataclass as JSON-friendly values (paths as strings)."""
+    from dataclasses import asdict
+
+    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}

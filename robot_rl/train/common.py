@@ -1,0 +1,75 @@
+"""Pieces every offline trainer shares: loading a dataset for a task, logging, seeding."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.tensorboard import SummaryWriter
+
+import sim
+from robot_rl.data import OfflineDataset, read_robomimic
+from robot_rl.errors import DatasetError, OutputExistsError
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator for batch sampling."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Fail before any work if ``path`` exists and may not be replaced."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+
+
+def load_task_dataset(
+    path: Path, obs_keys: list[str] | None = None, filter_key: str | None = None
+) -> tuple[OfflineDataset, dict[str, Any]]:
+    """Read a robomimic-layout file and check it fits the task named in its ``env_args``.
+
+    Returns the dataset and ``env_info`` (``env_name``, ``env_kwargs``) for the policy.
+    """
+    dataset = read_robomimic(path, obs_keys=obs_keys, filter_key=filter_key)
+    env_info = {
+        "env_name": dataset.env_args.get("env_name"),
+        "env_kwargs": dict(dataset.env_args.get("env_kwargs", {})),
+    }
+    check_dataset_matches_task(dataset, env_info, path)
+    return dataset, env_info
+
+
+def check_dataset_matches_task(
+    dataset: OfflineDataset, env_info: dict[str, Any], path: Path | str
+) -> None:
+    """Raise :class:`DatasetError` when observation or action shapes differ from the task's."""
+    name = env_info.get("env_name")
+    if name not in sim.TASKS:
+        raise DatasetError(f"{path}: env_args names task {name!r}, not one of {sorted(sim.TASKS)}")
+    env = sim.make(name, num_envs=1, **env_info["env_kwargs"])
+    if dataset.action_dim != env.action_dim:
+        raise DatasetError(
+            f"{path}: actions have {dataset.action_dim} dims but task {name!r} "
+            f"({env.controller}) takes {env.action_dim}"
+        )
+    for key, shape in dataset.obs_dims().items():
+        space = env.observation_space.spaces.get(key)
+        if space is None:
+            raise DatasetError(f"{path}: observation {key!r} does not exist in task {name!r}")
+        if tuple(space.shape) != tuple(shape):
+            raise DatasetError(
+                f"{path}: observation {key!r} has shape {tuple(shape)} but task {name!r} "
+                f"gives {tuple(space.shape)}"
+            )
+    env.close()
+
+
+def make_writer(log_dir: Path | None, default_name: str) -> SummaryWriter:
+    """TensorBoard writer under ``log_dir`` (default ``runs/<default_name>``)."""
+    return SummaryWriter(str(log_dir or Path("runs") / default_name))
