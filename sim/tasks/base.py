@@ -255,9 +255,11 @@ class ManipulationEnv(VecEnv):
         terminated = success if self.terminate_on_success else torch.zeros_like(success)
         truncated = (self._t >= self.horizon) & ~terminated
         done = terminated | truncated
+        # Observation tensors are fresh each step (indexing copies), so final_obs may share
+        # them with the returned obs; resets below build new tensors rather than writing in place.
         info: dict[str, Any] = {
             "success": success,
-            "final_obs": {k: v.clone() for k, v in obs.items()},
+            "final_obs": obs,
             "episode_return": self._ep_return.clone(),
             "episode_length": self._t.clone(),
         }
@@ -267,7 +269,7 @@ class ManipulationEnv(VecEnv):
             fresh = self._compute_obs()
             obs = {k: torch.where(_rows(done, v), fresh[k], v) for k, v in obs.items()}
         self._obs = obs
-        return {k: v.clone() for k, v in obs.items()}, reward, terminated, truncated, info
+        return dict(obs), reward, terminated, truncated, info
 
     def _check_action(self, action: torch.Tensor) -> torch.Tensor:
         action = torch.as_tensor(action, dtype=torch.float32, device=self.device)
