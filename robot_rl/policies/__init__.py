@@ -7,10 +7,12 @@ from pathlib import Path
 from robot_rl.checkpoint import load_policy_dir
 from robot_rl.errors import CheckpointError
 from robot_rl.policies.base import Policy
+from robot_rl.policies.diffusion import DiffusionPolicy, DiffusionPolicyConfig
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 
 POLICY_TYPES: dict[str, type[Policy]] = {
     GaussianPolicy.policy_type: GaussianPolicy,
+    DiffusionPolicy.policy_type: DiffusionPolicy,
 }
 
 
@@ -34,6 +36,8 @@ def load_policy(path: str | Path, device: str | None = None) -> Policy:
 
 __all__ = [
     "POLICY_TYPES",
+    "DiffusionPolicy",
+    "DiffusionPolicyConfig",
     "GaussianPolicy",
     "GaussianPolicyConfig",
     "Policy",

@@ -1,0 +1,152 @@
+"""Diffusion policy training (Chi et al. 2023): regress the noise added to action chunks.
+
+Two scales: ``cpu`` (default; MLP-ResNet denoiser, a few thousand steps, minutes on 2 cores)
+and ``paper`` (Chi et al.'s UNet and step count, for the GPU machine). Fields left unset take
+the scale's value; fields given on the command line win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from diffusers.optimization import get_cosine_schedule_with_warmup
+from torch import optim
+from tqdm import trange
+
+from robot_rl.data import Normalizer
+from robot_rl.errors import ConfigError
+from robot_rl.policies.diffusion import DiffusionPolicy, DiffusionPolicyConfig
+from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+
+SCALES: dict[str, dict[str, Any]] = {
+    "cpu": {"denoiser": "mlp", "steps": 5_000, "lr": 3e-4, "down_dims": [64, 128, 256]},
+    # Chi et al.: UNet 256-512-1024, AdamW 1e-4, ~3000 epochs (about 200k steps at batch 256).
+    "paper": {"denoiser": "unet", "steps": 200_000, "lr": 1e-4, "down_dims": [256, 512, 1024]},
+}
+
+
+@dataclass
+class DiffusionConfig:
+    """Train a diffusion policy (DDPM training, DDIM acting, EMA weights) on demonstrations."""
+
+    dataset: Path
+    """robomimic-layout HDF5 file."""
+    out: Path
+    """Policy directory to write."""
+    scale: Literal["cpu", "paper"] = "cpu"
+    """Preset for unset fields: cpu (MLP, 5k steps, lr 3e-4) or paper (UNet 256-512-1024,
+    200k steps, lr 1e-4)."""
+    obs_keys: list[str] | None = None
+    """Observation keys to use (default: all low-dimensional keys in the file)."""
+    filter_key: str | None = None
+    """Train only on the demos of this mask (e.g. ``train``); default all demos."""
+    denoiser: Literal["mlp", "unet"] | None = None
+    """Noise-prediction network (default from ``scale``)."""
+    n_obs_steps: int = 2
+    """Observation history length To."""
+    horizon: int = 16
+    """Predicted chunk length Tp."""
+    n_action_steps: int = 8
+    """Executed actions per chunk Ta (receding horizon)."""
+    num_train_timesteps: int = 100
+    """DDPM training diffusion steps."""
+    num_inference_steps: int = 10
+    """Denoising steps when acting."""
+    inference_scheduler: Literal["ddim", "ddpm"] = "ddim"
+    """Sampler when acting."""
+    hidden_dim: int = 256
+    """mlp denoiser: residual width."""
+    num_blocks: int = 3
+    """mlp denoiser: residual blocks."""
+    down_dims: list[int] | None = None
+    """unet denoiser: channels per level (default from ``scale``)."""
+    steps: int | None = None
+    """Gradient steps (default from ``scale``)."""
+    batch_size: int = 256
+    """Sequences per batch."""
+    lr: float | None = None
+    """AdamW peak learning rate (default from ``scale``)."""
+    weight_decay: float = 1e-6
+    """AdamW weight decay."""
+    warmup_steps: int = 500
+    """Linear warmup before the cosine decay."""
+    ema_power: float = 0.75
+    """EMA decay = 1 - (1 + step)^-power, capped at 0.9999."""
+    seed: int = 0
+    """Seed for initialization, batches and noise."""
+    device: str = "cpu"
+    """Training device."""
+    log_dir: Path | None = None
+    """TensorBoard directory (default ``runs/diffusion-<out name>``)."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+
+    def resolved(self) -> DiffusionConfig:
+        """A copy with unset fields taken from ``scale``."""
+        if self.scale not in SCALES:
+            raise ConfigError(f"scale={self.scale!r}: choose from {sorted(SCALES)}")
+        values = asdict(self)
+        for name, value in SCALES[self.scale].items():
+            if values[name] is None:
+                values[name] = value
+        cfg = DiffusionConfig(**values)
+        if cfg.steps < 1 or cfg.batch_size < 1 or cfg.warmup_steps < 0:
+            raise ConfigError("steps and batch_size must be >= 1 and warmup_steps >= 0")
+        return cfg
+
+
+def train_diffusion(cfg: DiffusionConfig, progress: bool = True) -> DiffusionPolicy:
+    """Fit the policy, save its EMA weights to ``cfg.out`` and return it."""
+    cfg = cfg.resolved()
+    check_output(cfg.out, cfg.overwrite)
+    generator = seed_everything(cfg.seed)
+    dataset, env_info = load_task_dataset(cfg.dataset, cfg.obs_keys, cfg.filter_key)
+    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
+    policy_cfg = DiffusionPolicyConfig(
+        obs_keys=obs_keys,
+        obs_dim=sum(dataset.obs[k].shape[-1] for k in obs_keys),
+        action_dim=dataset.action_dim,
+        n_obs_steps=cfg.n_obs_steps,
+        horizon=cfg.horizon,
+        n_action_steps=cfg.n_action_steps,
+        denoiser=cfg.denoiser,
+        hidden_dim=cfg.hidden_dim,
+        num_blocks=cfg.num_blocks,
+        down_dims=list(cfg.down_dims),
+        num_train_timesteps=cfg.num_train_timesteps,
+        num_inference_steps=cfg.num_inference_steps,
+        inference_scheduler=cfg.inference_scheduler,
+    )
+    policy = DiffusionPolicy(policy_cfg, Normalizer.fit(dataset, obs_keys), env_info)
+    policy = policy.to(cfg.device).train()
+    optimizer = optim.AdamW(policy.denoiser.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
+    writer = make_writer(cfg.log_dir, f"diffusion-{cfg.out.name}")
+    bar = trange(cfg.steps, desc="diffusion", disable=not progress, leave=False)
+    for step in bar:
+        batch = dataset.sample_sequences(
+            cfg.batch_size,
+            n_obs_steps=cfg.n_obs_steps,
+            horizon=cfg.horizon,
+            generator=generator,
+            device=cfg.device,
+        )
+        loss = policy.loss(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        decay = policy.ema_update(step, power=cfg.ema_power)
+        if step % 200 == 0 or step == cfg.steps - 1:
+            value = loss.item()
+            writer.add_scalar("train/actor_loss", value, step)
+            writer.add_scalar("train/lr", schedule.get_last_lr()[0], step)
+            writer.add_scalar("train/ema_decay", decay, step)
+            bar.set_postfix(loss=f"{value:.4f}")
+    writer.close()
+    policy.eval()
+    train_cfg = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
+    policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": train_cfg})
+    return policy

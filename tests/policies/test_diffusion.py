@@ -1,0 +1,158 @@
+"""DiffusionPolicy: schedulers, receding-horizon chunking, EMA, save/load, config validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from robot_rl.data.normalizer import Normalizer
+from robot_rl.errors import ConfigError
+from robot_rl.policies import DiffusionPolicy, DiffusionPolicyConfig, load_policy
+
+OBS_DIM, ACT_DIM = 3, 2
+
+
+def make_policy(**overrides: object) -> DiffusionPolicy:
+    identity = {
+        "obs.x": (torch.ones(OBS_DIM), torch.zeros(OBS_DIM)),
+        "action": (torch.ones(ACT_DIM), torch.zeros(ACT_DIM)),
+    }
+    kwargs = {"obs_keys": ["x"], "obs_dim": OBS_DIM, "action_dim": ACT_DIM, "hidden_dim": 32}
+    kwargs.update(overrides)
+    cfg = DiffusionPolicyConfig(**kwargs)  # type: ignore[arg-type]
+    return DiffusionPolicy(cfg, Normalizer(identity), {"env_name": "push"}).eval()
+
+
+class Oracle(nn.Module):
+    """Predicts exactly the noise that separates x_t from a known clean chunk x0."""
+
+    def __init__(self, x0: torch.Tensor, alphas_cumprod: torch.Tensor) -> None:
+        super().__init__()
+        self.x0, self.alphas_cumprod = x0, alphas_cumprod
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        a = self.alphas_cumprod[t].view(-1, 1, 1)
+        return (x - a.sqrt() * self.x0) / (1 - a).sqrt()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_scheduler_round_trip_recovers_known_sample(sampler: str) -> None:
+    steps = 10 if sampler == "ddim" else 100
+    policy = make_policy(inference_scheduler=sampler, num_inference_steps=steps)
+    x0 = torch.rand(1, 16, ACT_DIM) * 1.6 - 0.8
+    # Noise fully (t = T-1) with the training scheduler, then denoise with the oracle.
+    noise = torch.randn_like(x0)
+    t_last = torch.tensor([policy.config.num_train_timesteps - 1])
+    noisy = policy.noise_scheduler.add_noise(x0, noise, t_last)
+    assert (noisy - x0).abs().mean() > 0.5
+    policy.ema_denoiser = Oracle(x0, policy.noise_scheduler.alphas_cumprod)
+    out = policy.denoise(torch.zeros(1, 2 * OBS_DIM), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out, x0, atol=1e-4, rtol=0)
+    # At t = 0 the forward process is sqrt(a0) x0 + sqrt(1 - a0) eps with 1 - a0 tiny.
+    a0 = policy.noise_scheduler.alphas_cumprod[0]
+    near = policy.noise_scheduler.add_noise(x0, noise, torch.tensor([0]))
+    torch.testing.assert_close(near, a0.sqrt() * x0 + (1 - a0).sqrt() * noise)
+    assert 1 - a0 < 1e-3
+
+
+def test_receding_horizon_executes_chunk_slice_and_replans() -> None:
+    policy = make_policy(n_obs_steps=2, horizon=8, n_action_steps=4)
+    conds: list[torch.Tensor] = []
+
+    def fake_denoise(cond: torch.Tensor, generator: object = None) -> torch.Tensor:
+        conds.append(cond.clone())
+        # Chunk entry k holds 0.1 * k + 0.01 * (plan number), so executed indices are visible.
+        k = torch.arange(8, dtype=torch.float32).view(1, 8, 1) * 0.1 + 0.01 * len(conds)
+        return k.expand(cond.shape[0], 8, ACT_DIM).clone()
+
+    policy.denoise = fake_denoise  # type: ignore[method-assign]
+    acts = []
+    for step in range(6):
+        obs = {"x": torch.full((2, OBS_DIM), float(step))}
+        acts.append(policy.act(obs)[:, 0])
+        if step == 1:
+            policy.reset(torch.tensor([1]))  # env 1 starts a new episode at step 2
+    acts_t = torch.stack(acts)  # [6, 2]
+    # Env 0: plan 1 at step 0 executes pred[1:5]; plan at step 4 (env 0's own replan).
+    expected0 = torch.tensor([0.11, 0.21, 0.31, 0.41])
+    torch.testing.assert_close(acts_t[:4, 0], expected0)
+    # The first history repeats the first observation (edge padding); later it rolls.
+    torch.testing.assert_close(conds[0][0], torch.zeros(2 * OBS_DIM))
+    # Env 1 replanned alone at step 2 from a fresh history [o2, o2].
+    assert conds[1].shape[0] == 1
+    torch.testing.assert_close(conds[1][0], torch.full((2 * OBS_DIM,), 2.0))
+    torch.testing.assert_close(acts_t[2:6, 1], torch.tensor([0.12, 0.22, 0.32, 0.42]))
+    # Env 0 replans at step 4 from history [o3, o4].
+    assert conds[2].shape[0] == 1
+    torch.testing.assert_close(conds[2][0], torch.tensor([3.0] * OBS_DIM + [4.0] * OBS_DIM))
+    torch.testing.assert_close(acts_t[4:6, 0], torch.tensor([0.13, 0.23]))
+
+
+def test_ema_update_follows_power_schedule() -> None:
+    policy = make_policy()
+    for p in policy.denoiser.parameters():
+        nn.init.constant_(p, 1.0)
+    assert policy.ema_update(0) == 0.0  # first update copies
+    for p in policy.ema_denoiser.parameters():
+        torch.testing.assert_close(p, torch.ones_like(p))
+    for p in policy.denoiser.parameters():
+        nn.init.constant_(p, 3.0)
+    decay = policy.ema_update(8, power=0.75)
+    assert decay == pytest.approx(1 - 9**-0.75)
+    expected = decay * 1.0 + (1 - decay) * 3.0
+    for p in policy.ema_denoiser.parameters():
+        torch.testing.assert_close(p, torch.full_like(p, expected))
+    assert policy.ema_update(10**9) == pytest.approx(0.9999)
+
+
+def test_sample_draws_many_chunks_per_state() -> None:
+    policy = make_policy()
+    obs = {"x": torch.randn(3, OBS_DIM)}
+    chunks = policy.sample(obs, num_samples=5)
+    assert chunks.shape == (3, 5, 16, ACT_DIM)
+    assert chunks.abs().max() <= 1.0
+    assert not torch.allclose(chunks[:, 0], chunks[:, 1])
+    history = {"x": torch.randn(3, 2, OBS_DIM)}
+    assert policy.sample(history, num_samples=2).shape == (3, 2, 16, ACT_DIM)
+
+
+@pytest.mark.parametrize("denoiser", ["mlp", "unet"])
+def test_save_load_gives_identical_samples(tmp_path, denoiser: str) -> None:
+    policy = make_policy(denoiser=denoiser, down_dims=[16, 32])
+    with torch.no_grad():
+        for p in policy.ema_denoiser.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    policy.save(tmp_path / "dp")
+    loaded = load_policy(tmp_path / "dp")
+    assert isinstance(loaded, DiffusionPolicy)
+    # The directory holds the EMA weights, not the trained ones.
+    for a, b in zip(loaded.denoiser.parameters(), policy.ema_denoiser.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
+    obs = {"x": torch.randn(4, OBS_DIM)}
+    torch.manual_seed(7)
+    expected = policy.sample(obs, num_samples=3)
+    torch.manual_seed(7)
+    torch.testing.assert_close(loaded.sample(obs, num_samples=3), expected)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"horizon": 16, "n_obs_steps": 2, "n_action_steps": 16}, "n_action_steps"),
+        ({"denoiser": "unet", "horizon": 10, "down_dims": [16, 32, 64]}, "horizon"),
+        ({"denoiser": "unet", "down_dims": [12, 32]}, "down_dims"),
+        ({"denoiser": "transformer"}, "denoiser"),
+        ({"inference_scheduler": "euler"}, "inference_scheduler"),
+        ({"n_obs_steps": 0}, "n_obs_steps"),
+        ({"num_inference_steps": 200}, "num_inference_steps"),
+    ],
+)
+def test_config_validation_names_the_field(overrides: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        make_policy(**overrides)
+
+
+def test_largest_valid_executed_chunk_is_accepted() -> None:
+    make_policy(horizon=16, n_obs_steps=2, n_action_steps=15)
+    make_policy(denoiser="unet", horizon=12, down_dims=[16, 32, 64])  # 12 divisible by 4
