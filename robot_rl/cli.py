@@ -178,11 +178,20 @@ def cmd_quickstart(argv: list[str]) -> None:
     console.print(_results_table(f"quickstart {cfg.task} → {cfg.workdir}", report))
 
 
+def cmd_finetune(argv: list[str]) -> None:
+    from robot_rl.train.finetune import FinetuneConfig, finetune
+
+    cfg = tyro.cli(FinetuneConfig, args=argv, prog="robot-rl finetune")
+    summary = finetune(cfg)
+    console.print(_results_table(f"finetune {cfg.algo} {cfg.task} → {cfg.out}", summary))
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "demos": cmd_demos,
     "train": cmd_train,
     "eval": cmd_eval,
     "quickstart": cmd_quickstart,
+    "finetune": cmd_finetune,
 }
 
 

@@ -1,0 +1,488 @@
+"""Online fine-tuning loop: collect with the current policy, update with SAC/RLPD/WSRL,
+evaluate, checkpoint and resume.
+
+Per vector step of ``num_envs`` envs: collect one transition per env, then (once learning has
+started) ``updates_per_collect`` SAC updates of ``utd`` critic minibatches each. Before
+learning starts, WSRL runs the frozen pretrained policy for ``warmup_steps`` env steps and
+SAC/RLPD act uniformly at random for ``random_steps``. Outputs in ``out``: ``curve.json``,
+``curve.csv``, ``curve.png`` (success vs env steps), ``tb/``, ``checkpoint/`` (a policy
+directory plus learner, optimizer, replay and RNG state; safetensors and JSON only) and the
+final ``policy/`` (with its critics, so it can start another WSRL run).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+import sim
+from robot_rl.algos.sac import SAC, SACConfig
+from robot_rl.checkpoint import CONFIG_FILE, load_extra
+from robot_rl.data import Normalizer, OfflineDataset
+from robot_rl.data.replay import MixedSampler, ReplayBuffer
+from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
+from robot_rl.evaluate import evaluate, write_json
+from robot_rl.policies import load_policy
+from robot_rl.policies.critic import (
+    CriticConfig,
+    CriticEnsemble,
+    critic_checkpoint,
+    load_critic,
+    load_temperature,
+    make_target,
+)
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.train.collector import Collector, random_actions
+from robot_rl.train.common import load_task_dataset, make_writer, seed_everything
+
+ALGOS = ("sac", "rlpd", "wsrl")
+
+# Fields left unset take these values. cpu: one run <= 10 min on one core (8 envs per update
+# call, UTD 4 per call, narrow critics); paper: the authors' settings, one env per update.
+_COMMON = {"num_envs": 8, "updates_per_collect": 1, "batch_size": 256}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "cpu": {
+        "sac": {**_COMMON, "utd": 4, "num_critics": 2, "critic_hidden_dims": [128, 128],
+                "random_steps": 1000},
+        "rlpd": {**_COMMON, "utd": 4, "num_critics": 10, "critic_hidden_dims": [128, 128],
+                 "random_steps": 1000},
+        "wsrl": {**_COMMON, "utd": 4, "warmup_steps": 2000},
+    },
+    "paper": {
+        "sac": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 1,
+                "num_critics": 2, "critic_hidden_dims": [256, 256], "random_steps": 5000},
+        "rlpd": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 20,
+                 "num_critics": 10, "critic_hidden_dims": [256, 256], "random_steps": 5000},
+        "wsrl": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 4,
+                 "warmup_steps": 5000},
+    },
+}  # fmt: skip
+
+
+@dataclass
+class FinetuneConfig:
+    """Fine-tune a policy online in a simulated task with SAC, RLPD or WSRL."""
+
+    algo: Literal["sac", "rlpd", "wsrl"]
+    """sac (plain SAC), rlpd (SAC + 50/50 offline data), wsrl (warm start from Cal-QL)."""
+    task: str
+    """Task to fine-tune in (must be the task the start policy was trained for)."""
+    out: Path
+    """Run directory."""
+    init: Path | None = None
+    """Start policy directory (Cal-QL with critics for wsrl; sac/rlpd take its normalizer)."""
+    dataset: Path | None = None
+    """Offline data for rlpd (default: the dataset ``init`` was trained on)."""
+    scale: Literal["cpu", "paper"] = "cpu"
+    """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
+    env_steps: int = 20_000
+    """Env-step budget (transitions collected, warmup included)."""
+    num_envs: int | None = None
+    """Parallel envs collecting (default: per scale)."""
+    updates_per_collect: int | None = None
+    """SAC update calls per vector step of all envs (default: per scale)."""
+    utd: int | None = None
+    """Critic minibatches per update call (default: per algo and scale)."""
+    batch_size: int | None = None
+    """Transitions per critic minibatch (default: per scale)."""
+    warmup_steps: int | None = None
+    """wsrl: env steps of the frozen start policy before updates (default: per scale)."""
+    random_steps: int | None = None
+    """sac/rlpd: env steps of uniform random actions before updates (default: per scale)."""
+    offline_ratio: float | None = None
+    """Share of each batch from the offline data (default: rlpd 0.5, others 0)."""
+    from_scratch: bool | None = None
+    """Re-initialize the actor (default: sac and rlpd yes, wsrl no)."""
+    fresh_critic: bool = False
+    """wsrl: allow a start policy without critics (new critics; not the WSRL recipe)."""
+    num_critics: int | None = None
+    """Size of newly built critic ensembles (default: per algo and scale)."""
+    critic_hidden_dims: list[int] | None = None
+    """Widths of newly built critics (default: per scale)."""
+    target_entropy_per_dim: float | None = None
+    """Target entropy per action dim (default: rlpd -0.5, others -1)."""
+    entropy_backup: bool | None = None
+    """Entropy term in the TD target (default: wsrl no, others yes)."""
+    actor_reduce: Literal["mean", "min"] | None = None
+    """Ensemble reduction the actor maximizes (default: rlpd mean, others min)."""
+    eval_every: int = 2000
+    """Env steps between deterministic evaluations."""
+    eval_episodes: int = 50
+    """Episodes per evaluation."""
+    eval_seed: int = 1000
+    """Reset seed of every evaluation (the same episodes each time)."""
+    checkpoint_every: int = 5000
+    """Env steps between checkpoints."""
+    log_every: int = 500
+    """Env steps between training-metric logs."""
+    resume: bool = False
+    """Continue the run in ``out`` from its checkpoint."""
+    seed: int = 0
+    """Seed for env resets, initialization and sampling."""
+    device: str = "cpu"
+    """Training device (the replay buffer lives there too)."""
+    overwrite: bool = False
+    """Delete an existing ``out`` and start over."""
+
+
+def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
+    """Fill unset fields from the presets and check the values."""
+    if cfg.algo not in ALGOS:
+        raise ConfigError(f"unknown algo {cfg.algo!r}; choose from {list(ALGOS)}")
+    if cfg.scale not in PRESETS:
+        raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(PRESETS)}")
+    defaults: dict[str, Any] = {
+        "warmup_steps": 0,
+        "random_steps": 0,
+        "offline_ratio": 0.5 if cfg.algo == "rlpd" else 0.0,
+        "from_scratch": cfg.algo != "wsrl",
+        "num_critics": 10,
+        "critic_hidden_dims": [256, 256],
+        "target_entropy_per_dim": -0.5 if cfg.algo == "rlpd" else -1.0,
+        "entropy_backup": cfg.algo != "wsrl",
+        "actor_reduce": "mean" if cfg.algo == "rlpd" else "min",
+        **PRESETS[cfg.scale][cfg.algo],
+    }
+    cfg = replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+    counts = (cfg.env_steps, cfg.num_envs, cfg.utd, cfg.batch_size, cfg.eval_episodes)
+    if min(counts) < 1 or min(cfg.eval_every, cfg.checkpoint_every, cfg.log_every) < 1:
+        raise ConfigError("env_steps, num_envs, utd, batch_size and intervals must be >= 1")
+    if min(cfg.warmup_steps, cfg.random_steps, cfg.updates_per_collect) < 0:
+        raise ConfigError("warmup_steps, random_steps, updates_per_collect must be >= 0")
+    if cfg.algo == "wsrl" and cfg.init is None:
+        raise ConfigError("wsrl needs --init, a Cal-QL policy directory with critics")
+    if cfg.init is None and cfg.dataset is None:
+        raise ConfigError(f"{cfg.algo} needs --init or --dataset (for the normalizer)")
+    return cfg
+
+
+def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
+    """Run (or resume) fine-tuning; returns the curve summary written to ``curve.json``."""
+    cfg = resolve(cfg)
+    checkpoint = _prepare_out(cfg)
+    generator = seed_everything(cfg.seed)
+    learner = build_learner(cfg)
+    policy = learner.policy
+    env_kwargs = dict(policy.env_info.get("env_kwargs", {}))
+    env = sim.make(cfg.task, num_envs=cfg.num_envs, seed=cfg.seed, **env_kwargs)
+    buffer = ReplayBuffer.for_space(
+        cfg.env_steps + cfg.num_envs,
+        env.observation_space,
+        env.action_dim,
+        keys=policy.obs_keys,
+        device=cfg.device,
+    )
+    sampler = MixedSampler(buffer, learner.offline, cfg.offline_ratio)
+    sac = SAC(
+        policy,
+        learner.critic,
+        learner.target,
+        sac_config(cfg, learner),
+        learner.temperature,
+        generator,
+    )
+    state: dict[str, Any] = {"env_steps": 0, "updates": 0, "curve": [], "wall_s": 0.0}
+    if checkpoint is not None:
+        state = _load_checkpoint(checkpoint, cfg, sac, buffer, generator)
+    # A resumed run restarts its envs with fresh episodes from a seed of its own.
+    collector = Collector(env, buffer, seed=cfg.seed + state["env_steps"])
+    collector.env_steps = state["env_steps"]
+    learn_start = cfg.warmup_steps + cfg.random_steps
+    writer = make_writer(cfg.out / "tb", "finetune")
+    start = time.perf_counter() - state["wall_s"]
+
+    def run_eval() -> None:
+        result = evaluate(policy, cfg.eval_episodes, min(cfg.eval_episodes, 25), cfg.eval_seed)
+        summary = result.summary()
+        row = {
+            "env_steps": collector.env_steps,
+            "updates": state["updates"],
+            "success_rate": summary["eval/success_rate"],
+            "mean_return": summary["eval/mean_return"],
+            "wall_s": time.perf_counter() - start,
+        }
+        state["curve"].append(row)
+        for name, value in summary.items():
+            writer.add_scalar(name, value, collector.env_steps)
+        write_curve(cfg, state["curve"], learn_start)
+        if progress:
+            print(f"[{cfg.algo}] steps {row['env_steps']:>6}  updates {row['updates']:>5}  "
+                  f"success {row['success_rate']:.2f}  ({row['wall_s']:.0f} s)", flush=True)  # fmt: skip
+
+    def save_checkpoint() -> None:
+        state["env_steps"] = collector.env_steps
+        state["wall_s"] = time.perf_counter() - start
+        _save_checkpoint(cfg, sac, buffer, generator, state)
+
+    if not state["curve"]:
+        run_eval()
+    explore = random_actions(cfg.num_envs, env.action_dim, generator)
+
+    def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        obs = {k: v.to(cfg.device) for k, v in obs.items()}
+        return policy.act(obs).to(env.device)
+
+    metrics: dict[str, torch.Tensor] = {}
+    while collector.env_steps < cfg.env_steps:
+        before = collector.env_steps
+        random_phase = cfg.warmup_steps <= before < learn_start
+        collector.collect(explore if random_phase else act)
+        if collector.env_steps > learn_start:
+            for _ in range(cfg.updates_per_collect):
+                metrics = sac.update(sampler.sample(cfg.utd * cfg.batch_size, generator))
+                state["updates"] += 1
+        now = collector.env_steps
+        if now // cfg.log_every > before // cfg.log_every:
+            for name, value in {**metrics, **collector.pop_stats()}.items():
+                writer.add_scalar(name, float(value), now)
+            writer.add_scalar("train/updates", state["updates"], now)
+        if now // cfg.eval_every > before // cfg.eval_every or now >= cfg.env_steps:
+            run_eval()
+        if now // cfg.checkpoint_every > before // cfg.checkpoint_every or now >= cfg.env_steps:
+            save_checkpoint()
+    writer.close()
+    env.close()
+    extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
+    extra_config["finetune"] = _jsonable(asdict(cfg))
+    policy.save(cfg.out / "policy", overwrite=True, extra_config=extra_config,
+                extra_files=extra_files)  # fmt: skip
+    return write_curve(cfg, state["curve"], learn_start)
+
+
+def _prepare_out(cfg: FinetuneConfig) -> Path | None:
+    """The checkpoint to resume from, after applying --overwrite / --resume to ``out``."""
+    ckpt = cfg.out / "checkpoint"
+    if cfg.resume:
+        if ckpt.is_dir():
+            return ckpt
+        if cfg.out.exists():
+            raise CheckpointError(f"{cfg.out} has no checkpoint/ to resume from")
+        return None
+    if cfg.out.exists():
+        if not cfg.overwrite:
+            raise OutputExistsError(
+                f"{cfg.out} exists; pass --resume to continue it or --overwrite to replace it"
+            )
+        shutil.rmtree(cfg.out)
+    return None
+
+
+def _save_checkpoint(
+    cfg: FinetuneConfig,
+    sac: SAC,
+    buffer: ReplayBuffer,
+    generator: torch.Generator,
+    state: dict[str, Any],
+) -> None:
+    tensors, optim_meta = sac.state_dict()
+    extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
+    extra_config["finetune"] = {
+        "config": _jsonable(asdict(cfg)),
+        "optimizers": optim_meta,
+        **{k: state[k] for k in ("env_steps", "updates", "curve", "wall_s")},
+    }
+    rng = {"sampler": generator.get_state(), "torch": torch.get_rng_state()}
+    extra_files.update(learner=tensors, replay=buffer.state_dict(), rng=rng)
+    sac.policy.save(
+        cfg.out / "checkpoint", overwrite=True, extra_config=extra_config, extra_files=extra_files
+    )
+
+
+def _load_checkpoint(
+    ckpt: Path,
+    cfg: FinetuneConfig,
+    sac: SAC,
+    buffer: ReplayBuffer,
+    generator: torch.Generator,
+) -> dict[str, Any]:
+    saved = read_json(ckpt / "config.json").get("finetune")
+    if saved is None:
+        raise CheckpointError(f"{ckpt}: not a fine-tuning checkpoint (no 'finetune' entry)")
+    for key in ("algo", "task", "num_envs", "utd", "batch_size"):
+        if saved["config"].get(key) != getattr(cfg, key):
+            raise CheckpointError(
+                f"{ckpt}: checkpoint has {key}={saved['config'].get(key)!r}, "
+                f"this run {getattr(cfg, key)!r}; resume with the same settings"
+            )
+    sac.load_state_dict(load_extra(ckpt, "learner"), saved["optimizers"])
+    replay = load_extra(ckpt, "replay")
+    if int(replay["pos"][2]) != buffer.capacity:
+        # A larger budget on resume: keep the rows, in a bigger ring.
+        replay["pos"][2] = buffer.capacity
+    buffer.load_state_dict(replay)
+    rng = load_extra(ckpt, "rng")
+    generator.set_state(rng["sampler"])
+    torch.set_rng_state(rng["torch"])
+    return {k: saved[k] for k in ("env_steps", "updates", "curve", "wall_s")}
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+@dataclass
+class Learner:
+    """What a run starts from: networks, temperature, offline data and reward convention."""
+
+    policy: GaussianPolicy
+    critic: CriticEnsemble
+    target: CriticEnsemble
+    temperature: float
+    offline: OfflineDataset | None
+    reward_scale: float
+    reward_bias: float
+    discount: float
+
+
+def build_learner(cfg: FinetuneConfig) -> Learner:
+    """Load or build the actor, critics and offline data for ``cfg`` (already resolved)."""
+    init_cfg = read_json(cfg.init / CONFIG_FILE) if cfg.init is not None else {}
+    train_cfg = init_cfg.get("train", {})
+    data_path = cfg.dataset
+    if data_path is None and cfg.offline_ratio > 0 and "dataset" in train_cfg:
+        data_path = Path(train_cfg["dataset"])
+    if cfg.offline_ratio > 0 and data_path is None:
+        raise ConfigError(f"offline_ratio {cfg.offline_ratio} needs --dataset")
+
+    if cfg.init is not None:
+        policy = load_policy(cfg.init, device=cfg.device)
+        if not isinstance(policy, GaussianPolicy):
+            raise ConfigError(
+                f"{cfg.init}: fine-tuning needs a gaussian policy, got {policy.policy_type!r}"
+            )
+        offline = None
+        if data_path is not None:
+            offline, _ = load_task_dataset(data_path, obs_keys=policy.obs_keys)
+    else:
+        assert data_path is not None
+        offline, env_info = load_task_dataset(data_path)
+        keys = [k for k, v in offline.obs.items() if v.is_floating_point()]
+        dims = sum(offline.obs[k].shape[-1] for k in keys)
+        policy_cfg = GaussianPolicyConfig(keys, dims, offline.action_dim, hidden_dims=[256, 256])
+        policy = GaussianPolicy(policy_cfg, Normalizer.fit(offline, keys), env_info)
+    if policy.env_info.get("env_name") != cfg.task:
+        raise ConfigError(
+            f"start policy was trained for task {policy.env_info.get('env_name')!r}, "
+            f"not {cfg.task!r}"
+        )
+    if cfg.from_scratch:
+        policy = GaussianPolicy(policy.config, policy.normalizer, policy.env_info)
+    policy = policy.to(cfg.device).train()
+
+    temperature = 1.0
+    if cfg.algo == "wsrl" and not cfg.fresh_critic:
+        assert cfg.init is not None
+        try:
+            critic, target = load_critic(cfg.init, device=cfg.device)
+        except CheckpointError as e:
+            raise ConfigError(
+                f"wsrl starts from a Cal-QL policy with critics: {e} "
+                "(pass --fresh-critic to start new critics instead)"
+            ) from e
+        temperature = load_temperature(cfg.init) or 1.0
+        target.requires_grad_(False)
+    else:
+        critic = CriticEnsemble(
+            CriticConfig(
+                obs_dim=policy.config.obs_dim,
+                action_dim=policy.config.action_dim,
+                num_critics=cfg.num_critics,
+                hidden_dims=list(cfg.critic_hidden_dims),
+            )
+        ).to(cfg.device)
+        target = make_target(critic)
+    # WSRL keeps the reward convention its critics were pretrained with.
+    same_reward = cfg.algo == "wsrl" and not cfg.fresh_critic
+    defaults = SACConfig()
+    return Learner(
+        policy=policy,
+        critic=critic,
+        target=target,
+        temperature=temperature,
+        offline=None if offline is None else offline.to(cfg.device),
+        reward_scale=train_cfg.get("reward_scale", defaults.reward_scale)
+        if same_reward
+        else defaults.reward_scale,
+        reward_bias=train_cfg.get("reward_bias", defaults.reward_bias)
+        if same_reward
+        else defaults.reward_bias,
+        discount=train_cfg.get("discount", defaults.discount) if same_reward else defaults.discount,
+    )
+
+
+def sac_config(cfg: FinetuneConfig, learner: Learner) -> SACConfig:
+    """The SAC settings of ``cfg.algo`` (see the table in :mod:`robot_rl.algos.sac`)."""
+    wsrl = cfg.algo == "wsrl"
+    return SACConfig(
+        utd=cfg.utd,
+        batch_size=cfg.batch_size,
+        actor_full_batch=wsrl,
+        target_subset=min(2, learner.critic.num_critics),
+        actor_reduce=cfg.actor_reduce,
+        entropy_backup=cfg.entropy_backup,
+        target_entropy_per_dim=cfg.target_entropy_per_dim,
+        actor_lr=1e-4 if wsrl else 3e-4,
+        temperature_lr=1e-4 if wsrl else 3e-4,
+        discount=learner.discount,
+        reward_scale=learner.reward_scale,
+        reward_bias=learner.reward_bias,
+    )
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or a CheckpointError naming it."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: cannot read JSON: {e}") from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return data
+
+
+def curve_summary(rows: list[dict[str, Any]], threshold: float = 0.9) -> dict[str, Any]:
+    """Start, minimum after updates begin, final, and steps to ``threshold`` success."""
+    after = [r["success_rate"] for r in rows if r["updates"] > 0]
+    reached = [r["env_steps"] for r in rows if r["success_rate"] >= threshold]
+    return {
+        "start_success": rows[0]["success_rate"] if rows else None,
+        "min_success_after_updates": min(after) if after else None,
+        "final_success": rows[-1]["success_rate"] if rows else None,
+        f"steps_to_{round(threshold * 100)}": reached[0] if reached else None,
+    }
+
+
+def write_curve(cfg: FinetuneConfig, rows: list[dict[str, Any]], learn_start: int) -> dict:
+    """Write ``curve.json``, ``curve.csv`` and ``curve.png``; returns the summary."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = {"algo": cfg.algo, "task": cfg.task, "scale": cfg.scale, "seed": cfg.seed,
+               "init": str(cfg.init), "learn_start": learn_start, **curve_summary(rows)}  # fmt: skip
+    write_json(cfg.out / "curve.json", {**summary, "rows": rows})
+    columns = ["env_steps", "updates", "success_rate", "mean_return", "wall_s"]
+    lines = [",".join(columns)] + [",".join(f"{r[c]:g}" for c in columns) for r in rows]
+    (cfg.out / "curve.csv").write_text("\n".join(lines) + "\n")
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["env_steps"] for r in rows], [r["success_rate"] for r in rows], marker="o")
+    if learn_start > 0:
+        ax.axvline(learn_start, color="gray", linestyle="--", label="updates begin")
+        ax.legend(loc="lower right")
+    ax.set(xlabel="env steps", ylabel="eval success rate", ylim=(-0.02, 1.02),
+           title=f"{cfg.algo} on {cfg.task} (seed {cfg.seed})")  # fmt: skip
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(cfg.out / "curve.png", dpi=100)
+    plt.close(fig)
+    return summary
+
+
+__all__ = ["ALGOS", "PRESETS", "FinetuneConfig", "Learner", "curve_summary", "finetune", "resolve"]

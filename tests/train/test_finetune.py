@@ -1,0 +1,109 @@
+"""robot-rl finetune end to end on reach: CLI smoke, warmup, resume, and learning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from robot_rl.algos.bc import BCConfig, train_bc
+from robot_rl.cli import main
+from robot_rl.demos import DemosConfig, generate_demos
+from robot_rl.policies import load_policy
+from robot_rl.train.finetune import FinetuneConfig, finetune
+
+TINY = ["--eval-episodes", "4", "--batch-size", "32", "--utd", "2", "--num-envs", "4"]
+
+
+@pytest.fixture(scope="module")
+def reach_bc(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A weak BC start policy on reach and its dataset."""
+    root = tmp_path_factory.mktemp("ft")
+    data = root / "reach.hdf5"
+    generate_demos(
+        DemosConfig(task="reach", episodes=8, out=data, num_envs=4, quality="mixed"),
+        progress=False,
+    )
+    train_bc(
+        BCConfig(
+            dataset=data, out=root / "bc", steps=200, hidden_dims=[64, 64], log_dir=root / "tb"
+        ),
+        progress=False,
+    )
+    return root / "bc", data
+
+
+def _curve(out: Path) -> dict:
+    return json.loads((out / "curve.json").read_text())
+
+
+def test_cli_smoke_writes_outputs(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
+    bc, data = reach_bc
+    out = tmp_path / "rlpd"
+    args = ["finetune", "--algo", "rlpd", "--task", "reach", "--init", str(bc), "--out", str(out)]
+    args += ["--env-steps", "96", "--random-steps", "32", "--eval-every", "48", *TINY]
+    assert main(args) == 0
+    for name in ("curve.json", "curve.csv", "curve.png", "tb", "checkpoint", "policy"):
+        assert (out / name).exists(), name
+    curve = _curve(out)
+    assert [r["env_steps"] for r in curve["rows"]] == [0, 48, 96]
+    assert curve["rows"][-1]["updates"] == (96 - 32) // 4
+    assert (out / "curve.csv").read_text().startswith("env_steps,updates,success_rate")
+    assert load_policy(out / "policy").env_info["env_name"] == "reach"
+    assert main(args) == 2  # out exists: refuses without --overwrite or --resume
+
+
+def test_wsrl_warmup_performs_no_updates(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
+    bc, _ = reach_bc
+    cfg = FinetuneConfig(
+        algo="wsrl", task="reach", init=bc, out=tmp_path / "w", env_steps=40, warmup_steps=40,
+        fresh_critic=True, num_envs=4, eval_episodes=4, eval_every=20, batch_size=32,
+    )  # fmt: skip
+    summary = finetune(cfg, progress=False)
+    assert summary["min_success_after_updates"] is None
+    assert all(r["updates"] == 0 for r in _curve(cfg.out)["rows"])
+    before, after = load_policy(bc).state_dict(), load_policy(cfg.out / "policy").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_wsrl_without_critics_needs_flag(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
+    bc, _ = reach_bc
+    args = ["finetune", "--algo", "wsrl", "--task", "reach", "--init", str(bc)]
+    assert main([*args, "--out", str(tmp_path / "w")]) == 2
+    assert main([*args, "--out", str(tmp_path / "w"), "--task", "lift"]) == 2
+
+
+def test_resume_continues_the_curve(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
+    bc, _ = reach_bc
+    out = tmp_path / "sac"
+    base = ["finetune", "--algo", "sac", "--task", "reach", "--init", str(bc), "--out", str(out)]
+    base += ["--random-steps", "16", "--eval-every", "32", "--checkpoint-every", "32", *TINY]
+    assert main([*base, "--env-steps", "64"]) == 0
+    first = _curve(out)["rows"]
+    ckpt = json.loads((out / "checkpoint" / "config.json").read_text())["finetune"]
+    assert ckpt["env_steps"] == 64 and ckpt["updates"] == first[-1]["updates"]
+    # A longer budget with --resume picks up at step 64 with the same history.
+    assert main([*base, "--env-steps", "128", "--resume"]) == 0
+    rows = _curve(out)["rows"]
+    assert rows[: len(first)] == first
+    assert [r["env_steps"] for r in rows] == [0, 32, 64, 96, 128]
+    assert rows[-1]["updates"] == first[-1]["updates"] + 64 // 4
+
+
+def test_calql_start_for_wsrl(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
+    calql = pytest.importorskip("robot_rl.algos.calql")
+    _, data = reach_bc
+    start = tmp_path / "calql"
+    calql.train_calql(
+        calql.CalQLConfig(dataset=data, out=start, steps=20, num_critics=4,
+                          critic_hidden_dims=[32, 32], log_dir=tmp_path / "tb"),
+        progress=False,
+    )  # fmt: skip
+    out = tmp_path / "wsrl"
+    args = ["finetune", "--algo", "wsrl", "--task", "reach", "--init", str(start)]
+    args += ["--out", str(out), "--env-steps", "48", "--warmup-steps", "24", *TINY]
+    assert main(args) == 0
+    saved = json.loads((out / "policy" / "config.json").read_text())
+    assert saved["critic"]["num_critics"] == 4 and "temperature" in saved
