@@ -1,0 +1,318 @@
+"""Cal-QL (Nakamoto et al. 2023): CQL whose pessimism stops at the Monte-Carlo return.
+
+The critic ensemble learns by TD with a max-target backup (max over sampled next actions of
+the min over a random subset of target critics; no entropy in the backup) plus the CQL
+regularizer alpha * [logsumexp over sampled actions of Q - Q(s, a_data)]. The sampled actions
+are n uniform, n from pi(s) and n from pi(s'), importance-corrected by their densities.
+Cal-QL clips Q of the policy's actions from below at the dataset's return-to-go, so Q is
+pushed down only where it exceeds what the behaviour policy achieved. The actor is SAC's
+(with a learned temperature, target entropy -|A|) against the ensemble min.
+
+Rewards: the tasks' sparse reward is 1 on the success step, which ends the episode. We train
+on r' = 10 r - 5 by default (the authors' antmaze setting): failing steps cost 5, an
+all-failure episode has MC value -5 / (1 - gamma), and success pays 5.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from tqdm import trange
+
+from robot_rl.algos.iql import jsonable
+from robot_rl.data import Normalizer, OfflineDataset
+from robot_rl.data.returns import mc_returns
+from robot_rl.errors import ConfigError
+from robot_rl.policies.critic import (
+    CriticConfig,
+    CriticEnsemble,
+    critic_checkpoint,
+    make_target,
+    polyak_update,
+)
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # One run <= 10 minutes on one CPU thread: narrow critics, few CQL samples.
+    "cpu": {
+        "steps": 8_000,
+        "hidden_dims": [256, 256],
+        "critic_hidden_dims": [128, 128],
+        "num_critics": 10,
+        "cql_n_actions": 2,
+    },
+    # The authors' settings (10 critics as WSRL pretrains them; 4x256 critics as antmaze).
+    "paper": {
+        "steps": 1_000_000,
+        "hidden_dims": [256, 256],
+        "critic_hidden_dims": [256, 256, 256, 256],
+        "num_critics": 10,
+        "cql_n_actions": 10,
+    },
+}
+
+
+@dataclass
+class CalQLConfig:
+    """Train a tanh-Gaussian policy, a critic ensemble and a temperature with Cal-QL."""
+
+    dataset: Path
+    """robomimic-layout HDF5 file (rewards and terminals are used)."""
+    out: Path
+    """Policy directory to write (also holds critic.safetensors and the temperature)."""
+    scale: Literal["cpu", "paper"] = "cpu"
+    """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
+    obs_keys: list[str] | None = None
+    """Observation keys to use (default: all low-dimensional keys in the file)."""
+    filter_key: str | None = None
+    """Train only on the demos of this mask; default all demos."""
+    steps: int | None = None
+    """Gradient steps (default: per scale)."""
+    batch_size: int = 256
+    """Transitions per batch."""
+    hidden_dims: list[int] | None = None
+    """Actor MLP widths (default: per scale)."""
+    critic_hidden_dims: list[int] | None = None
+    """Critic MLP widths (default: per scale)."""
+    num_critics: int | None = None
+    """Critic ensemble size (default: per scale)."""
+    critic_layer_norm: bool = True
+    """LayerNorm in the critics (as WSRL's pretrained ensemble)."""
+    target_subset: int = 2
+    """TD target: min over this many target critics drawn at random each step."""
+    cql_n_actions: int | None = None
+    """Actions sampled per kind (uniform, pi(s), pi(s')) for the CQL term (default: per scale)."""
+    cql_alpha: float = 5.0
+    """CQL weight (with ``cql_lagrange``, it multiplies the tuned alpha')."""
+    cql_lagrange: bool = False
+    """Tune alpha' by dual descent so the CQL gap stays at ``cql_target_action_gap``."""
+    cql_target_action_gap: float = 0.8
+    """Target of the Lagrange-tuned CQL gap."""
+    cql_temperature: float = 1.0
+    """Temperature of the CQL logsumexp."""
+    calibrated: bool = True
+    """Clip policy-action Q from below at the MC return (Cal-QL); False gives plain CQL."""
+    max_target_backup: bool = True
+    """TD target: max over ``cql_n_actions`` next-action samples instead of one."""
+    actor_lr: float = 1e-4
+    """Actor Adam learning rate."""
+    critic_lr: float = 3e-4
+    """Critic (and alpha') Adam learning rate."""
+    temperature_lr: float = 1e-4
+    """Temperature Adam learning rate."""
+    init_temperature: float = 1.0
+    """Initial SAC temperature."""
+    target_entropy: float | None = None
+    """SAC target entropy (default -|A|)."""
+    discount: float = 0.99
+    """Discount gamma (also of the MC returns)."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    reward_scale: float = 10.0
+    """r' = reward_scale * r + reward_bias."""
+    reward_bias: float = -5.0
+    """Added to every scaled reward; negative so failing steps cost."""
+    seed: int = 0
+    """Seed for initialization and batch sampling."""
+    device: str = "cpu"
+    """Training device."""
+    log_dir: Path | None = None
+    """TensorBoard directory (default ``runs/calql-<out name>``)."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+
+
+def resolve(cfg: CalQLConfig) -> CalQLConfig:
+    """Fill unset fields from the ``scale`` preset and check the values."""
+    if cfg.scale not in PRESETS:
+        raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(PRESETS)}")
+    preset = {k: v for k, v in PRESETS[cfg.scale].items() if getattr(cfg, k) is None}
+    cfg = replace(cfg, **preset)
+    if min(cfg.steps, cfg.batch_size, cfg.num_critics, cfg.cql_n_actions) < 1:
+        raise ConfigError("steps, batch_size, num_critics and cql_n_actions must be >= 1")
+    if not 1 <= cfg.target_subset <= cfg.num_critics:
+        raise ConfigError(
+            f"target_subset must be in [1, num_critics={cfg.num_critics}], got {cfg.target_subset}"
+        )
+    return cfg
+
+
+def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
+    """Run Cal-QL, save the policy (with critics and temperature) to ``cfg.out``, return it."""
+    cfg = resolve(cfg)
+    check_output(cfg.out, cfg.overwrite)
+    generator = seed_everything(cfg.seed)
+    dataset, env_info = load_task_dataset(cfg.dataset, cfg.obs_keys, cfg.filter_key)
+    dataset = dataset.to(cfg.device)
+    mc = mc_returns(
+        dataset, cfg.discount, reward_scale=cfg.reward_scale, reward_bias=cfg.reward_bias
+    )
+    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
+    normalizer = Normalizer.fit(dataset, obs_keys)
+    obs_dim = sum(dataset.obs[k].shape[-1] for k in obs_keys)
+    action_dim = dataset.action_dim
+    policy = GaussianPolicy(
+        GaussianPolicyConfig(
+            obs_keys=obs_keys,
+            obs_dim=obs_dim,
+            action_dim=action_dim,
+            hidden_dims=list(cfg.hidden_dims),
+        ),
+        normalizer,
+        env_info,
+    ).to(cfg.device)
+    critic_cfg = CriticConfig(
+        obs_dim=obs_dim,
+        action_dim=action_dim,
+        num_critics=cfg.num_critics,
+        hidden_dims=list(cfg.critic_hidden_dims),
+        layer_norm=cfg.critic_layer_norm,
+    )
+    critic = CriticEnsemble(critic_cfg).to(cfg.device)
+    target = make_target(critic)
+    log_temp = torch.tensor(math.log(cfg.init_temperature), device=cfg.device, requires_grad=True)
+    log_cql_alpha = torch.zeros((), device=cfg.device, requires_grad=True)
+    target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+    actor_opt = torch.optim.Adam(policy.parameters(), lr=cfg.actor_lr)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
+    temp_opt = torch.optim.Adam([log_temp], lr=cfg.temperature_lr)
+    cql_alpha_opt = torch.optim.Adam([log_cql_alpha], lr=cfg.critic_lr)
+    n, b = cfg.cql_n_actions, cfg.batch_size
+    # Density of the uniform proposal on [-1, 1]^A, for the importance correction.
+    uniform_log_density = action_dim * math.log(0.5)
+    writer = make_writer(cfg.log_dir, f"calql-{cfg.out.name}")
+    bar = trange(cfg.steps, desc="calql", disable=not progress, leave=False)
+    for step in bar:
+        batch = _sample(dataset, mc, b, generator)
+        with torch.no_grad():
+            obs = policy.flat_obs(batch["obs"])
+            next_obs = policy.flat_obs(batch["next_obs"])
+            action = normalizer.normalize_action(batch["actions"]).clamp(-1.0, 1.0)
+            reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
+
+        # Actor and temperature (SAC) against the ensemble min.
+        pi_action, log_pi = policy.sample(batch["obs"])
+        q_pi = CriticEnsemble.reduce(critic(obs, pi_action), "min")
+        temperature = log_temp.exp()
+        actor_loss = (temperature.detach() * log_pi - q_pi).mean()
+        actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_opt.step()
+        temp_loss = -(log_temp * (log_pi.detach() + target_entropy)).mean()
+        temp_opt.zero_grad(set_to_none=True)
+        temp_loss.backward()
+        temp_opt.step()
+
+        with torch.no_grad():
+            # TD target: max over next-action samples of a random-subset min, no entropy.
+            k = n if cfg.max_target_backup else 1
+            next_rep = _repeat(batch["next_obs"], k)
+            next_actions, _ = policy.sample(next_rep)
+            q_next = target(next_obs.repeat_interleave(k, 0), next_actions)
+            q_next = CriticEnsemble.subset_min(q_next, cfg.target_subset, generator=generator)
+            q_next = q_next.view(b, k).max(dim=1).values
+            td_target = reward + cfg.discount * (1.0 - batch["terminals"]) * q_next
+
+            # CQL proposals at s: uniform, pi(s) and pi(s') actions, n each.
+            obs_rep = _repeat(batch["obs"], n)
+            rand_actions = torch.rand(b * n, action_dim, device=obs.device) * 2.0 - 1.0
+            cur_actions, cur_log_pi = policy.sample(obs_rep)
+            nxt_actions, nxt_log_pi = policy.sample(_repeat(batch["next_obs"], n))
+
+        q_data = critic(obs, action)
+        td_loss = (q_data - td_target).pow(2).mean(dim=1).sum()
+        # One batched critic call for all 3n proposals per state: [E, 3, B, n].
+        q_prop = critic(
+            obs.repeat_interleave(n, 0).repeat(3, 1),
+            torch.cat([rand_actions, cur_actions, nxt_actions]),
+        ).view(cfg.num_critics, 3, b, n)
+        q_rand, q_cur, q_nxt = q_prop.unbind(1)
+        if cfg.calibrated:
+            bound = batch["mc"].unsqueeze(-1)
+            q_cur = torch.maximum(q_cur, bound)
+            q_nxt = torch.maximum(q_nxt, bound)
+        proposals = torch.cat(
+            [
+                q_rand - uniform_log_density,
+                q_nxt - nxt_log_pi.view(b, n),
+                q_cur - cur_log_pi.view(b, n),
+            ],
+            dim=-1,
+        )
+        ood = torch.logsumexp(proposals / cfg.cql_temperature, dim=-1) * cfg.cql_temperature
+        cql_gap = (ood - q_data).mean(dim=1)  # [E]
+        if cfg.cql_lagrange:
+            cql_alpha = log_cql_alpha.exp().clamp(0.0, 1e6) * cfg.cql_alpha
+            cql_loss = (cql_alpha.detach() * (cql_gap - cfg.cql_target_action_gap)).sum()
+            alpha_loss = -(cql_alpha * (cql_gap.detach() - cfg.cql_target_action_gap)).mean()
+            cql_alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            cql_alpha_opt.step()
+        else:
+            cql_alpha = torch.tensor(cfg.cql_alpha)
+            cql_loss = cfg.cql_alpha * cql_gap.sum()
+        critic_opt.zero_grad(set_to_none=True)
+        (td_loss + cql_loss).backward()
+        critic_opt.step()
+        polyak_update(target, critic, cfg.tau)
+
+        if step % 200 == 0 or step == cfg.steps - 1:
+            metrics = {
+                "train/critic_loss": td_loss.item() / cfg.num_critics,
+                "train/cql_loss": cql_loss.item() / cfg.num_critics,
+                "train/cql_gap": cql_gap.mean().item(),
+                "train/cql_alpha": cql_alpha.item(),
+                "train/actor_loss": actor_loss.item(),
+                "train/temperature": temperature.item(),
+                "train/entropy": -log_pi.mean().item(),
+                "train/q_mean": q_data.mean().item(),
+                "train/q_pi_mean": q_pi.mean().item(),
+                "train/q_rand_mean": q_rand.mean().item(),
+                "train/mc_mean": batch["mc"].mean().item(),
+            }
+            for name, val in metrics.items():
+                writer.add_scalar(name, val, step)
+            bar.set_postfix(q=f"{metrics['train/q_mean']:.1f}", gap=f"{cql_gap.mean():.2f}")
+    writer.close()
+    policy.eval()
+    extra_config, extra_files = critic_checkpoint(critic, target, log_temp.exp().item())
+    if cfg.cql_lagrange:
+        extra_config["cql_alpha"] = (log_cql_alpha.exp() * cfg.cql_alpha).item()
+    policy.save(
+        cfg.out,
+        overwrite=cfg.overwrite,
+        extra_config={"train": jsonable(cfg), **extra_config},
+        extra_files=extra_files,
+    )
+    return policy
+
+
+def _sample(
+    dataset: OfflineDataset, mc: Tensor, batch_size: int, generator: torch.Generator
+) -> dict[str, Any]:
+    """A uniform batch of transitions with their MC return-to-go under ``mc``."""
+    idx = torch.randint(dataset.num_transitions, (batch_size,), generator=generator)
+    idx = idx.to(dataset.device)
+    return {
+        "obs": {k: v[idx] for k, v in dataset.obs.items()},
+        "next_obs": {k: v[idx] for k, v in dataset.next_obs.items()},
+        "actions": dataset.actions[idx],
+        "rewards": dataset.rewards[idx],
+        "terminals": dataset.terminals[idx],
+        "mc": mc[idx],
+    }
+
+
+def _repeat(obs: dict[str, Tensor], n: int) -> dict[str, Tensor]:
+    """Each observation repeated n times in a row: [B, ...] -> [B * n, ...]."""
+    return {k: v.repeat_interleave(n, 0) for k, v in obs.items()}
+
+
+__all__ = ["CalQLConfig", "train_calql"]

@@ -1,0 +1,233 @@
+"""Implicit Q-learning (Kostrikov et al. 2021): offline RL without querying unseen actions.
+
+V(s) fits an upper expectile of the target ensemble's min Q(s, a) over dataset actions; the
+critic ensemble regresses r' + gamma * V(s'); the tanh-Gaussian actor is extracted by
+advantage-weighted regression, weight exp(beta * (Q - V)) clipped at ``max_weight``.
+
+Rewards: the tasks' sparse reward is 1 on the success step, which ends the episode. We train
+on r' = reward_scale * r + reward_bias, by default r - 1 as in the authors' antmaze runs, so
+every step that does not succeed costs 1 and the value says how far success is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+from tqdm import trange
+
+from robot_rl.data import Normalizer
+from robot_rl.errors import ConfigError
+from robot_rl.policies.critic import (
+    CriticConfig,
+    CriticEnsemble,
+    critic_checkpoint,
+    make_target,
+    polyak_update,
+)
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.policies.modules import mlp
+from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # One run <= 10 minutes on one CPU thread.
+    "cpu": {
+        "steps": 30_000,
+        "hidden_dims": [256, 256],
+        "critic_hidden_dims": [256, 256],
+        "num_critics": 2,
+    },
+    # The authors' settings: 1M steps, 2x256 networks, two critics.
+    "paper": {
+        "steps": 1_000_000,
+        "hidden_dims": [256, 256],
+        "critic_hidden_dims": [256, 256],
+        "num_critics": 2,
+    },
+}
+
+
+@dataclass
+class IQLConfig:
+    """Train a tanh-Gaussian policy, a critic ensemble and a value network with IQL."""
+
+    dataset: Path
+    """robomimic-layout HDF5 file (rewards and terminals are used)."""
+    out: Path
+    """Policy directory to write (also holds critic.safetensors and value.safetensors)."""
+    scale: Literal["cpu", "paper"] = "cpu"
+    """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
+    obs_keys: list[str] | None = None
+    """Observation keys to use (default: all low-dimensional keys in the file)."""
+    filter_key: str | None = None
+    """Train only on the demos of this mask; default all demos."""
+    steps: int | None = None
+    """Gradient steps (default: per scale)."""
+    batch_size: int = 256
+    """Transitions per batch."""
+    hidden_dims: list[int] | None = None
+    """Actor and value MLP widths (default: per scale)."""
+    critic_hidden_dims: list[int] | None = None
+    """Critic MLP widths (default: per scale)."""
+    num_critics: int | None = None
+    """Critic ensemble size; V regresses toward the min over members (default: per scale)."""
+    critic_layer_norm: bool = False
+    """LayerNorm in the critics (the IQL authors use none)."""
+    expectile: float = 0.9
+    """Expectile tau of the value regression (authors: 0.7 locomotion, 0.9 antmaze)."""
+    beta: float = 10.0
+    """AWR inverse temperature (authors: 3 locomotion, 10 antmaze)."""
+    max_weight: float = 100.0
+    """Clip of the AWR weight exp(beta * advantage)."""
+    discount: float = 0.99
+    """Discount gamma."""
+    tau: float = 0.005
+    """Polyak rate of the target critics."""
+    actor_lr: float = 3e-4
+    """Actor Adam learning rate (cosine-decayed to 0, as the authors do)."""
+    critic_lr: float = 3e-4
+    """Critic and value Adam learning rate."""
+    reward_scale: float = 1.0
+    """r' = reward_scale * r + reward_bias."""
+    reward_bias: float = -1.0
+    """Added to every scaled reward; negative so failing steps cost."""
+    seed: int = 0
+    """Seed for initialization and batch sampling."""
+    device: str = "cpu"
+    """Training device."""
+    log_dir: Path | None = None
+    """TensorBoard directory (default ``runs/iql-<out name>``)."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+
+
+def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
+    """Asymmetric squared loss |tau - 1(diff < 0)| * diff^2, elementwise (diff = target - V)."""
+    weight = torch.where(diff < 0, 1.0 - expectile, expectile)
+    return weight * diff.pow(2)
+
+
+def resolve(cfg: IQLConfig) -> IQLConfig:
+    """Fill unset fields from the ``scale`` preset and check the values."""
+    if cfg.scale not in PRESETS:
+        raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(PRESETS)}")
+    preset = {k: v for k, v in PRESETS[cfg.scale].items() if getattr(cfg, k) is None}
+    cfg = replace(cfg, **preset)
+    if not 0.0 < cfg.expectile < 1.0:
+        raise ConfigError(f"expectile must be in (0, 1), got {cfg.expectile}")
+    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.num_critics < 1:
+        raise ConfigError("steps, batch_size and num_critics must be >= 1")
+    return cfg
+
+
+def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
+    """Run IQL, save the policy (with critics and value net) to ``cfg.out`` and return it."""
+    cfg = resolve(cfg)
+    check_output(cfg.out, cfg.overwrite)
+    generator = seed_everything(cfg.seed)
+    dataset, env_info = load_task_dataset(cfg.dataset, cfg.obs_keys, cfg.filter_key)
+    dataset = dataset.to(cfg.device)
+    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
+    normalizer = Normalizer.fit(dataset, obs_keys)
+    obs_dim = sum(dataset.obs[k].shape[-1] for k in obs_keys)
+    policy = GaussianPolicy(
+        GaussianPolicyConfig(
+            obs_keys=obs_keys,
+            obs_dim=obs_dim,
+            action_dim=dataset.action_dim,
+            hidden_dims=list(cfg.hidden_dims),
+        ),
+        normalizer,
+        env_info,
+    ).to(cfg.device)
+    critic_cfg = CriticConfig(
+        obs_dim=obs_dim,
+        action_dim=dataset.action_dim,
+        num_critics=cfg.num_critics,
+        hidden_dims=list(cfg.critic_hidden_dims),
+        layer_norm=cfg.critic_layer_norm,
+    )
+    critic = CriticEnsemble(critic_cfg).to(cfg.device)
+    target = make_target(critic)
+    value = mlp(obs_dim, cfg.hidden_dims, 1).to(cfg.device)
+
+    actor_opt = torch.optim.Adam(policy.parameters(), lr=cfg.actor_lr)
+    actor_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.steps)
+    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
+    value_opt = torch.optim.Adam(value.parameters(), lr=cfg.critic_lr)
+    writer = make_writer(cfg.log_dir, f"iql-{cfg.out.name}")
+    bar = trange(cfg.steps, desc="iql", disable=not progress, leave=False)
+    for step in bar:
+        batch = dataset.sample(cfg.batch_size, generator=generator)
+        with torch.no_grad():
+            obs = policy.flat_obs(batch["obs"])
+            next_obs = policy.flat_obs(batch["next_obs"])
+            action = normalizer.normalize_action(batch["actions"]).clamp(-1.0, 1.0)
+            reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
+            target_q = CriticEnsemble.reduce(target(obs, action), "min")
+
+        v = value(obs).squeeze(-1)
+        value_loss = expectile_loss(target_q - v, cfg.expectile).mean()
+        value_opt.zero_grad(set_to_none=True)
+        value_loss.backward()
+        value_opt.step()
+
+        with torch.no_grad():
+            next_v = value(next_obs).squeeze(-1)
+            td_target = reward + cfg.discount * (1.0 - batch["terminals"]) * next_v
+        q = critic(obs, action)
+        # Sum of the members' MSEs, so each member learns at the same rate whatever E is.
+        critic_loss = (q - td_target).pow(2).mean(dim=1).sum()
+        critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        critic_opt.step()
+        polyak_update(target, critic, cfg.tau)
+
+        advantage = target_q - v.detach()
+        weight = torch.exp(cfg.beta * advantage).clamp(max=cfg.max_weight)
+        actor_loss = -(weight * policy.log_prob(batch["obs"], action)).mean()
+        actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        actor_opt.step()
+        actor_schedule.step()
+
+        if step % 200 == 0 or step == cfg.steps - 1:
+            metrics = {
+                "train/critic_loss": critic_loss.item() / cfg.num_critics,
+                "train/value_loss": value_loss.item(),
+                "train/actor_loss": actor_loss.item(),
+                "train/q_mean": q.mean().item(),
+                "train/v_mean": v.mean().item(),
+                "train/advantage_mean": advantage.mean().item(),
+                "train/awr_weight_mean": weight.mean().item(),
+            }
+            for name, val in metrics.items():
+                writer.add_scalar(name, val, step)
+            bar.set_postfix(q=f"{metrics['train/q_mean']:.2f}", pi=f"{actor_loss.item():.2f}")
+    writer.close()
+    policy.eval()
+    extra_config, extra_files = critic_checkpoint(critic, target)
+    extra_files["value"] = dict(value.state_dict())
+    extra_config["value"] = {"hidden_dims": list(cfg.hidden_dims)}
+    policy.save(
+        cfg.out,
+        overwrite=cfg.overwrite,
+        extra_config={"train": jsonable(cfg), **extra_config},
+        extra_files=extra_files,
+    )
+    return policy
+
+
+def jsonable(cfg: object) -> dict[str, Any]:
+    """A config dataclass as JSON-friendly values (paths as strings)."""
+    return {
+        f.name: str(v) if isinstance(v, Path) else v
+        for f in fields(cfg)  # type: ignore[arg-type]
+        for v in [getattr(cfg, f.name)]
+    }
+
+
+__all__ = ["IQLConfig", "train_iql"]
