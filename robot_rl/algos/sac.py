@@ -137,14 +137,7 @@ class SAC:
         batch: dict[str, Any],
     ) -> dict[str, Tensor]:
         cfg = self.cfg
-        with torch.no_grad():
-            next_action, next_log_pi = self.policy.sample(batch["next_obs"])
-            q_next = CriticEnsemble.subset_min(
-                self.target(next_obs, next_action), cfg.target_subset, generator=self.generator
-            )
-            if cfg.entropy_backup:
-                q_next = q_next - self.log_temperature.exp() * next_log_pi
-            td_target = reward + cfg.discount * not_done * q_next
+        td_target = self.td_target(reward, not_done, next_obs, batch["next_obs"])
         q = self.critic(obs, action)
         # Sum over members of each member's mean squared TD error.
         loss = (q - td_target).pow(2).mean(dim=1).sum()
@@ -158,6 +151,21 @@ class SAC:
             "train/q_mean": q.detach().mean(),
             "train/td_target_mean": td_target.mean(),
         }
+
+    @torch.no_grad()
+    def td_target(
+        self, reward: Tensor, not_done: Tensor, next_obs: Tensor, next_obs_dict: dict[str, Tensor]
+    ) -> Tensor:
+        """r' + gamma * (1 - terminated) * [min of a random target subset at a' ~ pi(s')
+        (- temperature * log pi(a'|s') with the entropy backup)], [B]. Truncated transitions
+        have ``not_done = 1`` and bootstrap from their true final observation."""
+        next_action, next_log_pi = self.policy.sample(next_obs_dict)
+        q_next = CriticEnsemble.subset_min(
+            self.target(next_obs, next_action), self.cfg.target_subset, generator=self.generator
+        )
+        if self.cfg.entropy_backup:
+            q_next = q_next - self.log_temperature.exp() * next_log_pi
+        return reward + self.cfg.discount * not_done * q_next
 
     def _actor_step(self, obs: Tensor, obs_dict: dict[str, Tensor]) -> dict[str, Tensor]:
         action, log_pi = self.policy.sample(obs_dict)

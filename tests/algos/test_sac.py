@@ -1,0 +1,107 @@
+"""SAC update: TD targets on termination vs truncation, ensemble reductions, state round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from robot_rl.algos.sac import SAC, SACConfig
+from robot_rl.data import Normalizer
+from robot_rl.errors import ConfigError
+from robot_rl.policies.critic import CriticConfig, CriticEnsemble, make_target
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+
+OBS, ACT = 3, 2
+
+
+def _sac(num_critics: int = 4, **kw: object) -> SAC:
+    torch.manual_seed(0)
+    norm = Normalizer()
+    norm.params["obs.x"] = (torch.ones(OBS), torch.zeros(OBS))
+    norm.params["action"] = (torch.ones(ACT), torch.zeros(ACT))
+    policy = GaussianPolicy(GaussianPolicyConfig(["x"], OBS, ACT, [16]), norm, {})
+    critic = CriticEnsemble(CriticConfig(OBS, ACT, num_critics, [16]))
+    cfg = SACConfig(**{"utd": 2, "batch_size": 8, **kw})  # type: ignore[arg-type]
+    return SAC(policy, critic, make_target(critic), cfg, 0.5, torch.Generator().manual_seed(0))
+
+
+def _batch(rows: int, terminals: torch.Tensor | None = None) -> dict:
+    return {
+        "obs": {"x": torch.randn(rows, OBS)},
+        "next_obs": {"x": torch.randn(rows, OBS)},
+        "actions": torch.rand(rows, ACT) * 2 - 1,
+        "rewards": torch.zeros(rows),
+        "terminals": torch.zeros(rows) if terminals is None else terminals,
+    }
+
+
+def _constant_target(sac: SAC, value: float) -> None:
+    last = sac.target.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(value)
+
+
+def test_td_target_bootstraps_on_truncation_not_termination() -> None:
+    sac = _sac(entropy_backup=False, discount=0.9, reward_scale=10.0, reward_bias=-5.0)
+    _constant_target(sac, 3.0)
+    reward = torch.tensor([0.0, 1.0, 0.0, 1.0]) * 10.0 - 5.0
+    # Rows 0-1 ended by truncation (not_done 1), rows 2-3 by termination (not_done 0).
+    not_done = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    nxt = {"x": torch.randn(4, OBS)}
+    target = sac.td_target(reward, not_done, nxt["x"], nxt)
+    assert torch.allclose(target, torch.tensor([-5 + 2.7, 5 + 2.7, -5.0, 5.0]))
+
+
+def test_entropy_backup_subtracts_temperature_log_prob() -> None:
+    sac = _sac(entropy_backup=True, discount=1.0)
+    _constant_target(sac, 0.0)
+    nxt = {"x": torch.randn(64, OBS)}
+    torch.manual_seed(1)
+    target = sac.td_target(torch.zeros(64), torch.ones(64), nxt["x"], nxt)
+    torch.manual_seed(1)
+    _, log_pi = sac.policy.sample(nxt)
+    assert torch.allclose(target, -0.5 * log_pi, atol=1e-5)
+
+
+def test_update_changes_every_critic_and_the_actor() -> None:
+    sac = _sac()
+    critic0 = [p.clone() for p in sac.critic.parameters()]
+    actor0 = [p.clone() for p in sac.policy.parameters()]
+    metrics = sac.update(_batch(16))
+    assert all(torch.isfinite(v) for v in metrics.values())
+    # Each member's slice of the stacked weights moved.
+    w0, w1 = critic0[0], next(sac.critic.parameters())
+    assert ((w1 - w0).flatten(1).abs().sum(1) > 0).all()
+    assert any(not torch.equal(a, b) for a, b in zip(actor0, sac.policy.parameters(), strict=True))
+    with pytest.raises(ConfigError, match="rows"):
+        sac.update(_batch(8))
+
+
+def test_actor_reduction_mean_vs_min() -> None:
+    for reduce in ("mean", "min"):
+        sac = _sac(actor_reduce=reduce)
+        assert torch.isfinite(sac.update(_batch(16))["train/q_pi_mean"])
+    with pytest.raises(ConfigError):
+        _sac(actor_reduce="max")
+    with pytest.raises(ConfigError, match="target_subset"):
+        _sac(num_critics=2, target_subset=3)
+
+
+def test_state_dict_round_trip_continues_identically() -> None:
+    a, b = _sac(), _sac(num_critics=4)
+    a.update(_batch(16))
+    tensors, meta = a.state_dict()
+    # Clones, as when read from a file (optimizers keep the tensors they are given).
+    b.load_state_dict({k: v.clone() for k, v in tensors.items()}, meta)
+    batch = _batch(16)
+    a.generator.manual_seed(9)
+    b.generator.manual_seed(9)
+    torch.manual_seed(5)
+    ma = a.update(batch)
+    torch.manual_seed(5)
+    mb = b.update(batch)
+    assert torch.allclose(ma["train/critic_loss"], mb["train/critic_loss"])
+    assert all(
+        torch.equal(x, y) for x, y in zip(a.critic.parameters(), b.critic.parameters(), strict=True)
+    )
