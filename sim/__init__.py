@@ -7,6 +7,7 @@ from typing import Any
 from sim.errors import SimError
 from sim.tasks.base import ManipulationEnv
 from sim.tasks.cube import LiftEnv, PushEnv
+from sim.tasks.push_obstacle import PushObstacleEnv
 from sim.tasks.reach import ReachEnv
 from sim.vec_env import Obs, VecEnv
 
@@ -14,6 +15,7 @@ TASKS: dict[str, type[ManipulationEnv]] = {
     "reach": ReachEnv,
     "push": PushEnv,
     "lift": LiftEnv,
+    "push_obstacle": PushObstacleEnv,
 }
 BACKENDS = ("mujoco",)
 

@@ -123,10 +123,13 @@ class LiftExpert(ScriptedExpert):
         return target, grip
 
 
+from sim.experts_multimodal import PushObstacleExpert  # noqa: E402 - subclasses PushExpert
+
 EXPERTS: dict[str, type[ScriptedExpert]] = {
     "reach": ReachExpert,
     "push": PushExpert,
     "lift": LiftExpert,
+    "push_obstacle": PushObstacleExpert,
 }
 
 
