@@ -44,7 +44,7 @@ def test_train_calql_smoke(reach_mixed: Path, tmp_path: Path, lagrange: bool) ->
     temperature = load_temperature(out)
     assert temperature is not None and 0.0 < temperature < 10.0
     config = json.loads((out / "config.json").read_text())
-    assert config["train"]["cql_n_actions"] == 2  # cpu preset
+    assert config["train"]["cql_n_actions"] == 1  # cpu preset
     assert ("cql_alpha" in config) == lagrange
     flat = torch.zeros(5, policy.config.obs_dim)
     q = critic(flat, torch.zeros(5, policy.config.action_dim))
