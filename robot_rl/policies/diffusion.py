@@ -137,6 +137,15 @@ class DiffusionPolicy(Policy):
         sampler_cls = DDIMScheduler if config.inference_scheduler == "ddim" else DDPMScheduler
         self.sampler = sampler_cls.from_config(self.noise_scheduler.config)
         self.sampler.set_timesteps(config.num_inference_steps)
+        if isinstance(self.sampler, DDIMScheduler):
+            # (timestep, alpha_bar_t, alpha_bar_prev) per step, as DDIMScheduler.step computes.
+            acp = self.sampler.alphas_cumprod.tolist()
+            stride = config.num_train_timesteps // config.num_inference_steps
+            final = float(self.sampler.final_alpha_cumprod)
+            self._ddim_coefs = [
+                (torch.tensor(t), acp[t], acp[t - stride] if t >= stride else final)
+                for t in self.sampler.timesteps.tolist()
+            ]
         self._hist: torch.Tensor | None = None  # [N, To, obs_dim] normalized obs history
         self._plan: torch.Tensor | None = None  # [N, Ta, A] actions being executed
         self._next: torch.Tensor | None = None  # [N] index of the next planned action to run
@@ -193,6 +202,16 @@ class DiffusionPolicy(Policy):
             (cond.shape[0], cfg.horizon, cfg.action_dim), generator=generator, device=cond.device
         )
         net = self.ema_denoiser
+        if isinstance(self.sampler, DDIMScheduler):
+            # DDIM (eta 0) from the scheduler's own coefficients, without its per-step Python
+            # overhead, which at batch 1 costs as much as the MLP forward.
+            for t, a, a_prev in self._ddim_coefs:
+                eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
+                x0 = (x - (1 - a) ** 0.5 * eps) / a**0.5
+                if self.config.clip_sample:
+                    x0 = x0.clamp(-1.0, 1.0)
+                x = a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps
+            return x.clamp(-1.0, 1.0)
         for t in self.sampler.timesteps:
             eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
             x = self.sampler.step(eps, t, x, generator=generator).prev_sample

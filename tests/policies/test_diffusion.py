@@ -56,6 +56,21 @@ def test_scheduler_round_trip_recovers_known_sample(sampler: str) -> None:
     assert 1 - a0 < 1e-3
 
 
+@pytest.mark.parametrize("steps", [10, 5, 8])
+def test_fast_ddim_matches_diffusers_step(steps: int) -> None:
+    policy = make_policy(num_inference_steps=steps)
+    cond = torch.randn(4, 2 * OBS_DIM)
+    torch.manual_seed(0)
+    fast = policy.denoise(cond)
+    torch.manual_seed(0)
+    x = torch.randn(4, 16, ACT_DIM)
+    with torch.no_grad():
+        for t in policy.sampler.timesteps:
+            eps = policy.ema_denoiser(x, t.expand(4), cond)
+            x = policy.sampler.step(eps, t, x).prev_sample
+    torch.testing.assert_close(fast, x.clamp(-1, 1), atol=1e-5, rtol=0)
+
+
 def test_receding_horizon_executes_chunk_slice_and_replans() -> None:
     policy = make_policy(n_obs_steps=2, horizon=8, n_action_steps=4)
     conds: list[torch.Tensor] = []
