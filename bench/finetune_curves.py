@@ -133,6 +133,7 @@ def aggregate(cfg: BenchConfig) -> dict:
             "min_success_after_updates": [c["min_success_after_updates"] for c in curves],
             "final_success": [c["final_success"] for c in curves],
             "steps_to_90": [c["steps_to_90"] for c in curves],
+            "wall_s": [c["rows"][-1]["wall_s"] for c in curves],
         }
     ax.axhline(0.9, color="gray", linestyle=":", linewidth=1)
     ax.set(xlabel="env steps", ylabel="eval success rate (deterministic)", ylim=(-0.02, 1.02),
@@ -148,8 +149,8 @@ def aggregate(cfg: BenchConfig) -> dict:
 
     lines = [
         f"| method | steps to 90% per seed (budget {cfg.env_steps}) | reached | start | "
-        "min after updates | final |",
-        "|---|---|---|---|---|---|",
+        "min after updates | final | wall s per run |",
+        "|---|---|---|---|---|---|---|",
     ]
     for algo, s in summary.items():
         reached = [v for v in s["steps_to_90"] if v is not None]
@@ -158,7 +159,7 @@ def aggregate(cfg: BenchConfig) -> dict:
             f"| {algo} | {', '.join(fmt(v) for v in s['steps_to_90'])} | "
             f"{len(reached)}/{len(s['steps_to_90'])} | "
             f"{np.mean(s['start_success']):.2f} | {min(mins) if mins else float('nan'):.2f} | "
-            f"{np.mean(s['final_success']):.2f} |"
+            f"{np.mean(s['final_success']):.2f} | {np.mean(s['wall_s']):.0f} |"
         )
     table = "\n".join(lines) + "\n"
     (cfg.out / "steps_to_90.md").write_text(table)

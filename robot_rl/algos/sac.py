@@ -106,8 +106,9 @@ class SAC:
         """Current SAC temperature (a host sync)."""
         return self.log_temperature.exp().item()
 
-    def update(self, batch: dict[str, Any]) -> dict[str, Tensor]:
-        """``utd`` critic steps and one actor/temperature step on ``utd * batch_size`` rows."""
+    def update(self, batch: dict[str, Any], update_actor: bool = True) -> dict[str, Tensor]:
+        """``utd`` critic steps and (unless ``update_actor`` is False) one actor/temperature
+        step on ``utd * batch_size`` rows."""
         cfg, n = self.cfg, self.cfg.batch_size
         rows = batch["actions"].shape[0]
         if rows != cfg.utd * n:
@@ -123,6 +124,8 @@ class SAC:
             critic_metrics = self._critic_step(
                 obs[sl], action[sl], reward[sl], not_done[sl], next_obs[sl], _rows(batch, sl)
             )
+        if not update_actor:
+            return critic_metrics
         actor_rows = slice(0, rows) if cfg.actor_full_batch else slice(rows - n, rows)
         actor_metrics = self._actor_step(obs[actor_rows], _rows(batch, actor_rows)["obs"])
         return {**critic_metrics, **actor_metrics}

@@ -105,3 +105,14 @@ def test_state_dict_round_trip_continues_identically() -> None:
     assert all(
         torch.equal(x, y) for x, y in zip(a.critic.parameters(), b.critic.parameters(), strict=True)
     )
+
+
+def test_critic_only_update_leaves_actor_and_temperature() -> None:
+    sac = _sac()
+    actor = {k: v.clone() for k, v in sac.policy.state_dict().items()}
+    critic = {k: v.clone() for k, v in sac.critic.state_dict().items()}
+    metrics = sac.update(_batch(16), update_actor=False)
+    assert "train/actor_loss" not in metrics and "train/critic_loss" in metrics
+    assert all(torch.equal(v, sac.policy.state_dict()[k]) for k, v in actor.items())
+    assert sac.temperature == pytest.approx(0.5)
+    assert any(not torch.equal(v, sac.critic.state_dict()[k]) for k, v in critic.items())

@@ -107,3 +107,18 @@ def test_calql_start_for_wsrl(reach_bc: tuple[Path, Path], tmp_path: Path) -> No
     assert main(args) == 0
     saved = json.loads((out / "policy" / "config.json").read_text())
     assert saved["critic"]["num_critics"] == 4 and "temperature" in saved
+
+
+def test_actor_delay_trains_only_critics(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
+    bc, _ = reach_bc
+    cfg = FinetuneConfig(
+        algo="wsrl", task="reach", init=bc, out=tmp_path / "w", env_steps=48, warmup_steps=16,
+        actor_delay_updates=100, init_temperature=0.3, fresh_critic=True, num_envs=4,
+        eval_episodes=4, eval_every=48, batch_size=32, utd=2,
+    )  # fmt: skip
+    finetune(cfg, progress=False)
+    assert _curve(cfg.out)["rows"][-1]["updates"] == (48 - 16) // 4
+    before, after = load_policy(bc).state_dict(), load_policy(cfg.out / "policy").state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    saved = json.loads((cfg.out / "policy" / "config.json").read_text())
+    assert saved["temperature"] == pytest.approx(0.3)
