@@ -125,22 +125,43 @@ class CriticEnsemble(nn.Module):
             )
         return self.net(x).squeeze(-1)
 
+    def forward_members(self, obs: Tensor, action: Tensor, members: Tensor) -> Tensor:
+        """Q-values of the listed members only, [len(members), B], for inputs [B, D].
+
+        A TD target needs only the random subset it takes the min over; evaluating just those
+        members skips (E - k) / E of the target's arithmetic.
+        """
+        x = torch.cat([obs, action], dim=-1).unsqueeze(0).expand(len(members), -1, -1)
+        for layer in self.net:
+            if isinstance(layer, EnsembleLinear):
+                x = torch.baddbmm(layer.bias[members], x, layer.weight[members])
+            elif isinstance(layer, EnsembleLayerNorm):
+                x = nn.functional.layer_norm(x, x.shape[-1:])
+                x = torch.addcmul(layer.bias[members], x, layer.weight[members])
+            else:
+                x = layer(x)
+        return x.squeeze(-1)
+
+    def random_subset_min(
+        self,
+        obs: Tensor,
+        action: Tensor,
+        size: int = 2,
+        replace: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Min over a random subset of members evaluated on their own, [B]; equal to
+        ``subset_min(self(obs, action), ...)`` for the same generator state."""
+        members = draw_members(self.num_critics, size, replace, generator)
+        return self.forward_members(obs, action, members.to(obs.device)).min(dim=0).values
+
     @staticmethod
     def subset_min(
         q: Tensor, size: int = 2, replace: bool = False, generator: torch.Generator | None = None
     ) -> Tensor:
         """Min over a random subset of ``size`` members (one draw for the whole batch, as in
         RLPD and WSRL): [E, B] -> [B]."""
-        e = q.shape[0]
-        if size < 1 or (not replace and size > e):
-            raise ConfigError(
-                f"target subset size {size} invalid for {e} critics (replace={replace})"
-            )
-        gen_device = generator.device if generator is not None else torch.device("cpu")
-        if replace:
-            idx = torch.randint(e, (size,), generator=generator, device=gen_device)
-        else:
-            idx = torch.randperm(e, generator=generator, device=gen_device)[:size]
+        idx = draw_members(q.shape[0], size, replace, generator)
         return q[idx.to(q.device)].min(dim=0).values
 
     @staticmethod
@@ -151,6 +172,20 @@ class CriticEnsemble(nn.Module):
         if how == "min":
             return q.min(dim=0).values
         raise ConfigError(f"unknown ensemble reduction {how!r}; choose 'mean' or 'min'")
+
+
+def draw_members(
+    num_critics: int, size: int, replace: bool = False, generator: torch.Generator | None = None
+) -> Tensor:
+    """Indices of a random subset of ensemble members (one draw for the whole batch)."""
+    if size < 1 or (not replace and size > num_critics):
+        raise ConfigError(
+            f"target subset size {size} invalid for {num_critics} critics (replace={replace})"
+        )
+    device = generator.device if generator is not None else torch.device("cpu")
+    if replace:
+        return torch.randint(num_critics, (size,), generator=generator, device=device)
+    return torch.randperm(num_critics, generator=generator, device=device)[:size]
 
 
 @torch.no_grad()

@@ -143,3 +143,18 @@ def test_load_errors_name_the_problem(tmp_path) -> None:
         load_critic(tmp_path / "p")
     with pytest.raises(ConfigError):
         CriticEnsemble(CriticConfig(obs_dim=2, action_dim=1, activation="nope"))
+
+
+def test_random_subset_min_matches_full_evaluation() -> None:
+    torch.manual_seed(0)
+    critic = CriticEnsemble(CriticConfig(obs_dim=5, action_dim=2, num_critics=10, hidden_dims=[16]))
+    obs, action = torch.randn(7, 5), torch.rand(7, 2) * 2 - 1
+    members = torch.tensor([3, 8])
+    full = critic(obs, action)
+    assert torch.allclose(critic.forward_members(obs, action, members), full[members], atol=1e-6)
+    for seed in range(5):
+        fast = critic.random_subset_min(
+            obs, action, 2, generator=torch.Generator().manual_seed(seed)
+        )
+        slow = CriticEnsemble.subset_min(full, 2, generator=torch.Generator().manual_seed(seed))
+        assert torch.allclose(fast, slow, atol=1e-6)
