@@ -28,7 +28,7 @@ class DemosConfig:
     """Generate scripted demonstrations for a task."""
 
     task: str = "push"
-    """Task name (reach, push, lift)."""
+    """Task name (reach, push, lift, push_obstacle)."""
     episodes: int = 100
     """Episodes to write."""
     out: Path = Path("data/push_expert.hdf5")
