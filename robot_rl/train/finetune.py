@@ -128,7 +128,7 @@ class FinetuneConfig:
     """SAC temperature at the start (default: cpu wsrl 0.1; else the start policy's for
     wsrl, 1 for sac/rlpd)."""
     temperature_lr: float | None = None
-    """Temperature Adam learning rate (default: per algo and scale; wsrl paper 1e-4)."""
+    """Temperature Adam learning rate (default: wsrl 1e-4 as published, sac/rlpd 3e-4)."""
     eval_every: int = 2000
     """Env steps between deterministic evaluations."""
     eval_episodes: int = 50
