@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from tqdm import trange
 
 from robot_rl.data import Normalizer
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
-from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+from robot_rl.train.common import (
+    OfflineTrainConfig,
+    check_output,
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+)
 
 
 @dataclass
-class BCConfig:
+class BCConfig(OfflineTrainConfig):
     """Train a tanh-Gaussian MLP policy on demonstrations."""
 
-    dataset: Path
-    """robomimic-layout HDF5 file."""
-    out: Path
-    """Policy directory to write."""
-    obs_keys: list[str] | None = None
-    """Observation keys to use (default: all low-dimensional keys in the file)."""
-    filter_key: str | None = None
-    """Train only on the demos of this mask (e.g. ``train``); default all demos."""
     hidden_dims: list[int] = field(default_factory=lambda: [256, 256, 256])
     """MLP hidden widths."""
     activation: str = "relu"
@@ -37,14 +35,6 @@ class BCConfig:
     """Adam learning rate (cosine-decayed to 0)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
-    seed: int = 0
-    """Seed for initialization and batch sampling."""
-    device: str = "cpu"
-    """Training device."""
-    log_dir: Path | None = None
-    """TensorBoard directory (default ``runs/bc-<out name>``)."""
-    overwrite: bool = False
-    """Replace ``out`` if it exists."""
 
 
 def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
@@ -80,12 +70,5 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
             bar.set_postfix(nll=f"{value:.3f}")
     writer.close()
     policy.eval()
-    policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": _jsonable(cfg)})
+    policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": config_json(cfg)})
     return policy
-
-
-def _jsonable(cfg: object) -> dict:
-    """A config dataclass as JSON-friendly values (paths as strings)."""
-    from dataclasses import asdict
-
-    return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 from tqdm import trange
 
-from robot_rl.algos.iql import jsonable
 from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.returns import mc_returns
 from robot_rl.errors import ConfigError
@@ -36,7 +34,14 @@ from robot_rl.policies.critic import (
     polyak_update,
 )
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
-from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+from robot_rl.train.common import (
+    OfflineTrainConfig,
+    check_output,
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # One run <= 10 minutes on one CPU thread: narrow critics, one CQL sample per kind.
@@ -59,19 +64,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class CalQLConfig:
+class CalQLConfig(OfflineTrainConfig):
     """Train a tanh-Gaussian policy, a critic ensemble and a temperature with Cal-QL."""
 
-    dataset: Path
-    """robomimic-layout HDF5 file (rewards and terminals are used)."""
-    out: Path
-    """Policy directory to write (also holds critic.safetensors and the temperature)."""
     scale: Literal["cpu", "paper"] = "cpu"
     """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
-    obs_keys: list[str] | None = None
-    """Observation keys to use (default: all low-dimensional keys in the file)."""
-    filter_key: str | None = None
-    """Train only on the demos of this mask; default all demos."""
     steps: int | None = None
     """Gradient steps (default: per scale)."""
     batch_size: int = 256
@@ -118,14 +115,6 @@ class CalQLConfig:
     """r' = reward_scale * r + reward_bias."""
     reward_bias: float = -5.0
     """Added to every scaled reward; negative so failing steps cost."""
-    seed: int = 0
-    """Seed for initialization and batch sampling."""
-    device: str = "cpu"
-    """Training device."""
-    log_dir: Path | None = None
-    """TensorBoard directory (default ``runs/calql-<out name>``)."""
-    overwrite: bool = False
-    """Replace ``out`` if it exists."""
 
 
 def resolve(cfg: CalQLConfig) -> CalQLConfig:
@@ -288,7 +277,7 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     policy.save(
         cfg.out,
         overwrite=cfg.overwrite,
-        extra_config={"train": jsonable(cfg), **extra_config},
+        extra_config={"train": config_json(cfg), **extra_config},
         extra_files=extra_files,
     )
     return policy

@@ -11,8 +11,7 @@ every step that does not succeed costs 1 and the value says how far success is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -30,7 +29,14 @@ from robot_rl.policies.critic import (
 )
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 from robot_rl.policies.modules import mlp
-from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+from robot_rl.train.common import (
+    OfflineTrainConfig,
+    check_output,
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # One run <= 10 minutes on one CPU thread (15k steps took 9.9 min on the shared machine).
@@ -51,19 +57,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class IQLConfig:
+class IQLConfig(OfflineTrainConfig):
     """Train a tanh-Gaussian policy, a critic ensemble and a value network with IQL."""
 
-    dataset: Path
-    """robomimic-layout HDF5 file (rewards and terminals are used)."""
-    out: Path
-    """Policy directory to write (also holds critic.safetensors and value.safetensors)."""
     scale: Literal["cpu", "paper"] = "cpu"
     """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
-    obs_keys: list[str] | None = None
-    """Observation keys to use (default: all low-dimensional keys in the file)."""
-    filter_key: str | None = None
-    """Train only on the demos of this mask; default all demos."""
     steps: int | None = None
     """Gradient steps (default: per scale)."""
     batch_size: int = 256
@@ -94,14 +92,6 @@ class IQLConfig:
     """r' = reward_scale * r + reward_bias."""
     reward_bias: float = -1.0
     """Added to every scaled reward; negative so failing steps cost."""
-    seed: int = 0
-    """Seed for initialization and batch sampling."""
-    device: str = "cpu"
-    """Training device."""
-    log_dir: Path | None = None
-    """TensorBoard directory (default ``runs/iql-<out name>``)."""
-    overwrite: bool = False
-    """Replace ``out`` if it exists."""
 
 
 def expectile_loss(diff: Tensor, expectile: float) -> Tensor:
@@ -215,19 +205,10 @@ def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     policy.save(
         cfg.out,
         overwrite=cfg.overwrite,
-        extra_config={"train": jsonable(cfg), **extra_config},
+        extra_config={"train": config_json(cfg), **extra_config},
         extra_files=extra_files,
     )
     return policy
-
-
-def jsonable(cfg: object) -> dict[str, Any]:
-    """A config dataclass as JSON-friendly values (paths as strings)."""
-    return {
-        f.name: str(v) if isinstance(v, Path) else v
-        for f in fields(cfg)  # type: ignore[arg-type]
-        for v in [getattr(cfg, f.name)]
-    }
 
 
 __all__ = ["IQLConfig", "train_iql"]

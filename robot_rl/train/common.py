@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,34 @@ from torch.utils.tensorboard import SummaryWriter
 import sim
 from robot_rl.data import OfflineDataset, read_robomimic
 from robot_rl.errors import DatasetError, OutputExistsError
+
+
+@dataclass
+class OfflineTrainConfig:
+    """Fields every offline trainer shares; each algorithm's config extends it."""
+
+    dataset: Path
+    """robomimic-layout HDF5 file."""
+    out: Path
+    """Policy directory to write."""
+    obs_keys: list[str] | None = None
+    """Observation keys to use (default: all low-dimensional keys in the file)."""
+    filter_key: str | None = None
+    """Train only on the demos of this mask (e.g. ``train``); default all demos."""
+    seed: int = 0
+    """Seed for initialization and batch sampling."""
+    device: str = "cpu"
+    """Training device."""
+    log_dir: Path | None = None
+    """TensorBoard directory (default ``runs/<algo>-<out name>``)."""
+    overwrite: bool = False
+    """Replace ``out`` if it exists."""
+
+
+def config_json(cfg: Any) -> dict[str, Any]:
+    """A config dataclass (or dict) as JSON-friendly values: paths become strings."""
+    values = asdict(cfg) if is_dataclass(cfg) else dict(cfg)
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
 
 
 def seed_everything(seed: int) -> torch.Generator:

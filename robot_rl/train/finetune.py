@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +40,7 @@ from robot_rl.policies.critic import (
 )
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 from robot_rl.train.collector import Collector, random_actions
-from robot_rl.train.common import load_task_dataset, make_writer, seed_everything
+from robot_rl.train.common import config_json, load_task_dataset, make_writer, seed_everything
 from robot_rl.train.curves import write_curve
 
 ALGOS = ("sac", "rlpd", "wsrl")
@@ -276,7 +276,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     writer.close()
     env.close()
     extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
-    extra_config["finetune"] = _jsonable(asdict(cfg))
+    extra_config["finetune"] = config_json(cfg)
     policy.save(cfg.out / "policy", overwrite=True, extra_config=extra_config,
                 extra_files=extra_files)  # fmt: skip
     return write_curve(cfg.out, state["curve"], _curve_meta(cfg), learn_start)
@@ -310,7 +310,7 @@ def _save_checkpoint(
     tensors, optim_meta = sac.state_dict()
     extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
     extra_config["finetune"] = {
-        "config": _jsonable(asdict(cfg)),
+        "config": config_json(cfg),
         "optimizers": optim_meta,
         **{k: state[k] for k in ("env_steps", "updates", "curve", "wall_s")},
     }
@@ -352,10 +352,6 @@ def _load_checkpoint(
 def _curve_meta(cfg: FinetuneConfig) -> dict[str, Any]:
     return {"algo": cfg.algo, "task": cfg.task, "scale": cfg.scale, "seed": cfg.seed,
             "init": str(cfg.init)}  # fmt: skip
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
 
 
 @dataclass
