@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,6 +94,42 @@ def test_resume_continues_the_curve(reach_bc: tuple[Path, Path], tmp_path: Path)
     assert rows[: len(first)] == first
     assert [r["env_steps"] for r in rows] == [0, 32, 64, 96, 128]
     assert rows[-1]["updates"] == first[-1]["updates"] + 64 // 4
+
+
+def test_killed_run_resumes_from_its_checkpoint(
+    reach_bc: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """SIGKILL a running fine-tune, then --resume: the curve continues from the checkpoint."""
+    bc, _ = reach_bc
+    out = tmp_path / "killed"
+    args = ["finetune", "--algo", "sac", "--task", "reach", "--init", str(bc), "--out", str(out)]
+    args += ["--random-steps", "16", "--eval-every", "32", "--checkpoint-every", "32", *TINY]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "robot_rl.cli", *args, "--env-steps", "100000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    ckpt = out / "checkpoint" / "config.json"
+    killed_at = 0
+    try:
+        deadline = time.monotonic() + 180
+        while killed_at < 64 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            try:
+                killed_at = json.loads(ckpt.read_text())["finetune"]["env_steps"]
+            except (FileNotFoundError, KeyError, json.JSONDecodeError):
+                continue
+    finally:
+        proc.kill()
+        proc.wait()
+    assert killed_at >= 64, "no checkpoint at 64+ env steps before the deadline"
+    killed_at = json.loads(ckpt.read_text())["finetune"]["env_steps"]
+    before = [r for r in _curve(out)["rows"] if r["env_steps"] <= killed_at]
+    assert main([*args, "--env-steps", str(killed_at + 64), "--resume"]) == 0
+    rows = _curve(out)["rows"]
+    assert rows[: len(before)] == before
+    assert [r["env_steps"] for r in rows[len(before) :]] == [killed_at + 32, killed_at + 64]
 
 
 def test_calql_start_for_wsrl(reach_bc: tuple[Path, Path], tmp_path: Path) -> None:
