@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from robot_rl.data import OfflineDataset
 from robot_rl.data.normalizer import Normalizer
 from robot_rl.errors import ConfigError
 from robot_rl.policies import DiffusionPolicy, DiffusionPolicyConfig, load_policy
@@ -102,6 +104,38 @@ def test_receding_horizon_executes_chunk_slice_and_replans() -> None:
     assert conds[2].shape[0] == 1
     torch.testing.assert_close(conds[2][0], torch.tensor([3.0] * OBS_DIM + [4.0] * OBS_DIM))
     torch.testing.assert_close(acts_t[4:6, 0], torch.tensor([0.13, 0.23]))
+
+
+@pytest.mark.parametrize("n_action_steps", [1, 3, 7])
+def test_acting_replays_the_chunks_training_pairs_with_each_observation(
+    n_action_steps: int,
+) -> None:
+    # One episode with obs_t = t and a_t = (t, -t) / 10. A denoiser that returns the training
+    # chunk of the history it is given must make act() replay a_0..a_T-1 exactly: executing
+    # any other chunk index first (an off-by-one) would shift the actions by a step.
+    steps = 10
+    t = np.arange(steps, dtype=np.float32)
+    obs = np.repeat(t[:, None], OBS_DIM, axis=1)
+    episode = {
+        "obs": {"x": obs},
+        "next_obs": {"x": obs + 1},
+        "actions": np.stack([t, -t], axis=1) / 10,
+        "rewards": np.zeros(steps),
+        "dones": np.zeros(steps),
+    }
+    dataset = OfflineDataset.from_episodes([episode])
+    policy = make_policy(n_obs_steps=2, horizon=8, n_action_steps=n_action_steps)
+
+    def training_chunk(cond: torch.Tensor, generator: object = None) -> torch.Tensor:
+        now = cond[:, -1].round().long()
+        seq = dataset.sequences_at(now, n_obs_steps=2, horizon=8)
+        torch.testing.assert_close(cond, seq["obs"]["x"].flatten(1))
+        return seq["actions"]
+
+    policy.denoise = training_chunk  # type: ignore[method-assign]
+    policy.reset()
+    executed = [policy.act({"x": dataset.obs["x"][i : i + 1]})[0] for i in range(steps)]
+    torch.testing.assert_close(torch.stack(executed), dataset.actions)
 
 
 def test_ema_update_follows_power_schedule() -> None:
