@@ -47,5 +47,8 @@ def test_scale_presets_fill_only_unset_fields() -> None:
     paper = DiffusionConfig(dataset=Path("d.hdf5"), out=Path("o"), scale="paper").resolved()
     assert (paper.denoiser, paper.steps, paper.lr) == ("unet", 200_000, 1e-4)
     assert paper.down_dims == [256, 512, 1024]
+    assert (paper.horizon, paper.n_action_steps) == (16, 8)
     cpu = DiffusionConfig(dataset=Path("d.hdf5"), out=Path("o"), steps=7).resolved()
-    assert (cpu.denoiser, cpu.steps) == ("mlp", 7)
+    assert (cpu.denoiser, cpu.steps, cpu.horizon, cpu.n_action_steps) == ("mlp", 7, 8, 2)
+    mine = DiffusionConfig(dataset=Path("d.hdf5"), out=Path("o"), n_action_steps=4).resolved()
+    assert (mine.horizon, mine.n_action_steps) == (8, 4)
