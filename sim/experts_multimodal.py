@@ -6,18 +6,24 @@ import torch
 
 from sim.experts import PushExpert
 from sim.tasks.base import ManipulationEnv
-from sim.tasks.push_obstacle import OBSTACLE_HALF, OBSTACLE_POS
+from sim.tasks.cube import CUBE_HALF
+from sim.tasks.push_obstacle import POCKET_BACK_X, POCKET_FRONT_X, POCKET_HALF_WIDTH, WALL
 from sim.vec_env import Obs
 
-WAYPOINT_Y = 0.11
+ROUTE_Y = POCKET_HALF_WIDTH + CUBE_HALF + 0.025
 """Lateral offset of the cube's route past the block (block half-width + cube + clearance)."""
+OUT_X = POCKET_FRONT_X - 0.05
+"""x of the first waypoint: the cube goes out sideways, keeping the tool clear of the pocket."""
+PAST_X = POCKET_BACK_X + WALL + CUBE_HALF + 0.035
+"""x of the second waypoint: the cube is clear of the back wall and can turn to the goal."""
 
 
 class PushObstacleExpert(PushExpert):
-    """Push the cube beside the block on a side drawn per episode, then on to the goal.
+    """Push the cube out to a side drawn per episode, forward past the block, then to the goal.
 
     The side (+1 left, -1 right) is drawn from the expert's seeded generator whenever an
-    episode starts (:meth:`set_episode_params`), so demonstrations are reproducible.
+    episode starts (:meth:`set_episode_params`), so demonstrations are reproducible. The first
+    leg is steeply sideways, so the tool heads for that side from the first action.
     """
 
     def __init__(self, env: ManipulationEnv, noise_std: float = 0.0, seed: int = 0) -> None:
@@ -35,13 +41,14 @@ class PushObstacleExpert(PushExpert):
         self.side[env_ids] = self._draw_sides(len(env_ids))
 
     def _target(self, obs: Obs) -> tuple[torch.Tensor, torch.Tensor]:
-        cube_x = obs["object"][:, 0] + self.target_offset[:, 0]
-        waypoint = torch.zeros_like(obs["goal"])
-        waypoint[:, 0] = OBSTACLE_POS[0]
-        waypoint[:, 1] = OBSTACLE_POS[1] + self.side * WAYPOINT_Y
-        waypoint[:, 2] = obs["goal"][:, 2]
-        # Head for the waypoint until the cube is near it or level with the block's back face.
-        near = torch.linalg.norm(obs["object"][:, :2] - waypoint[:, :2], dim=1) < 0.025
-        before = (cube_x < OBSTACLE_POS[0] - OBSTACLE_HALF[0] - 0.005) & ~near
-        goal = torch.where(before[:, None], waypoint, obs["goal"])
+        cube = obs["object"][:, :3] + self.target_offset
+        out = self.side * cube[:, 1] > ROUTE_Y - 0.02
+        # Leg 1 until the cube is out to the side, leg 2 until it is past the back wall. Leg 1
+        # aims beyond the route so the cube is still moving when it crosses the threshold
+        # (the push eases off near its target and could stall short of it).
+        waypoint = obs["goal"].clone()
+        waypoint[:, 0] = torch.where(out, PAST_X, OUT_X)
+        waypoint[:, 1] = self.side * torch.where(out, ROUTE_Y, ROUTE_Y + 0.04)
+        past = cube[:, 0] > PAST_X - 0.02
+        goal = torch.where(past[:, None], obs["goal"], waypoint)
         return super()._target({**obs, "goal": goal})
