@@ -9,7 +9,6 @@ the scale's value; fields given on the command line win.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from diffusers.optimization import get_cosine_schedule_with_warmup
@@ -19,7 +18,14 @@ from tqdm import trange
 from robot_rl.data import Normalizer
 from robot_rl.errors import ConfigError
 from robot_rl.policies.diffusion import DiffusionPolicy, DiffusionPolicyConfig
-from robot_rl.train.common import check_output, load_task_dataset, make_writer, seed_everything
+from robot_rl.train.common import (
+    OfflineTrainConfig,
+    check_output,
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+)
 
 SCALES: dict[str, dict[str, Any]] = {
     # The bundled tasks' episodes are 15-60 steps at 20 Hz with a 3 cm/step arm: an 8-step
@@ -47,20 +53,12 @@ SCALES: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(OfflineTrainConfig):
     """Train a diffusion policy (DDPM training, DDIM acting, EMA weights) on demonstrations."""
 
-    dataset: Path
-    """robomimic-layout HDF5 file."""
-    out: Path
-    """Policy directory to write."""
     scale: Literal["cpu", "paper"] = "cpu"
     """Preset for unset fields: cpu (MLP, 10k steps, lr 3e-4, Tp=8, Ta=2: short 20 Hz tasks)
     or paper (UNet 256-512-1024, 200k steps, lr 1e-4, Tp=16, Ta=8)."""
-    obs_keys: list[str] | None = None
-    """Observation keys to use (default: all low-dimensional keys in the file)."""
-    filter_key: str | None = None
-    """Train only on the demos of this mask (e.g. ``train``); default all demos."""
     denoiser: Literal["mlp", "unet"] | None = None
     """Noise-prediction network (default from ``scale``)."""
     n_obs_steps: int = 2
@@ -93,14 +91,6 @@ class DiffusionConfig:
     """Linear warmup before the cosine decay."""
     ema_power: float = 0.75
     """EMA decay = 1 - (1 + step)^-power, capped at 0.9999."""
-    seed: int = 0
-    """Seed for initialization, batches and noise."""
-    device: str = "cpu"
-    """Training device."""
-    log_dir: Path | None = None
-    """TensorBoard directory (default ``runs/diffusion-<out name>``)."""
-    overwrite: bool = False
-    """Replace ``out`` if it exists."""
 
     def resolved(self) -> DiffusionConfig:
         """A copy with unset fields taken from ``scale``."""
@@ -166,6 +156,5 @@ def train_diffusion(cfg: DiffusionConfig, progress: bool = True) -> DiffusionPol
             bar.set_postfix(loss=f"{value:.4f}")
     writer.close()
     policy.eval()
-    train_cfg = {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()}
-    policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": train_cfg})
+    policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": config_json(cfg)})
     return policy
