@@ -82,6 +82,25 @@ class MLPResNetDenoiser(nn.Module):
         y = self.out(self.blocks(self.inp(h)))
         return y.view(-1, self.horizon, self.action_dim)
 
+    def condition(self, timesteps: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """The input layer's share of (time, obs) for every step of a sampling loop, [K, B, H].
+
+        The input layer is linear in the concatenation [x, cond, time], so the cond and time
+        parts are the same at every denoising step of one chunk; computing them once leaves
+        only the chunk's own projection per step (see :meth:`forward_conditioned`).
+        """
+        n_x = self.horizon * self.action_dim
+        w = self.inp.weight
+        w_cond, w_time = w[:, n_x : n_x + cond.shape[-1]], w[:, n_x + cond.shape[-1] :]
+        obs_part = torch.addmm(self.inp.bias, cond, w_cond.T)
+        return obs_part.unsqueeze(0) + (self.time(timesteps) @ w_time.T).unsqueeze(1)
+
+    def forward_conditioned(self, x: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
+        """Same as :meth:`forward` given one step's slice of :meth:`condition`, [B, H]."""
+        w_x = self.inp.weight[:, : self.horizon * self.action_dim]
+        y = self.out(self.blocks(torch.addmm(conditioning, x.flatten(1), w_x.T)))
+        return y.view(-1, self.horizon, self.action_dim)
+
 
 class Conv1dBlock(nn.Module):
     """Conv1d -> GroupNorm -> Mish (GroupNorm, not BatchNorm, so EMA weights stay valid)."""

@@ -205,8 +205,14 @@ class DiffusionPolicy(Policy):
         if isinstance(self.sampler, DDIMScheduler):
             # DDIM (eta 0) from the scheduler's own coefficients, without its per-step Python
             # overhead, which at batch 1 costs as much as the MLP forward.
-            for t, a, a_prev in self._ddim_coefs:
-                eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
+            if isinstance(net, MLPResNetDenoiser):
+                steps = torch.stack([t for t, _, _ in self._ddim_coefs]).to(cond.device)
+                conditioning = net.condition(steps, cond)
+            for k, (t, a, a_prev) in enumerate(self._ddim_coefs):
+                if isinstance(net, MLPResNetDenoiser):
+                    eps = net.forward_conditioned(x, conditioning[k])
+                else:
+                    eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
                 x0 = (x - (1 - a) ** 0.5 * eps) / a**0.5
                 if self.config.clip_sample:
                     x0 = x0.clamp(-1.0, 1.0)

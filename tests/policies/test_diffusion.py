@@ -205,3 +205,16 @@ def test_config_validation_names_the_field(overrides: dict, field: str) -> None:
 def test_largest_valid_executed_chunk_is_accepted() -> None:
     make_policy(horizon=16, n_obs_steps=2, n_action_steps=15)
     make_policy(denoiser="unet", horizon=12, down_dims=[16, 32, 64])  # 12 divisible by 4
+
+
+def test_mlp_conditioned_forward_matches_forward() -> None:
+    from robot_rl.policies.denoisers import MLPResNetDenoiser
+
+    torch.manual_seed(0)
+    net = MLPResNetDenoiser(action_dim=3, horizon=8, cond_dim=10, hidden_dim=32, time_dim=16)
+    x, cond = torch.randn(5, 8, 3), torch.randn(5, 10)
+    steps = torch.tensor([90, 50, 10])
+    conditioning = net.condition(steps, cond)
+    for k, t in enumerate(steps):
+        expected = net(x, t.expand(5), cond)
+        assert torch.allclose(net.forward_conditioned(x, conditioning[k]), expected, atol=1e-5)
