@@ -26,3 +26,14 @@ def push_demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("demos") / "push.hdf5"
     generate_demos(DemosConfig(task="push", episodes=6, out=path, num_envs=3), progress=False)
     return path
+
+
+@pytest.fixture(scope="session")
+def reach_mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four mixed-quality ``reach`` episodes (expert, noisy and failing demonstrators)."""
+    path = tmp_path_factory.mktemp("demos") / "reach_mixed.hdf5"
+    generate_demos(
+        DemosConfig(task="reach", episodes=4, quality="mixed", out=path, num_envs=2),
+        progress=False,
+    )
+    return path

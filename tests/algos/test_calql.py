@@ -7,19 +7,8 @@ import pytest
 import torch
 
 from robot_rl.cli import main
-from robot_rl.demos import DemosConfig, generate_demos
 from robot_rl.policies import GaussianPolicy, load_policy
 from robot_rl.policies.critic import load_critic, load_temperature
-
-
-@pytest.fixture(scope="module")
-def reach_mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demos") / "reach_mixed.hdf5"
-    generate_demos(
-        DemosConfig(task="reach", episodes=4, quality="mixed", out=path, num_envs=2),
-        progress=False,
-    )
-    return path
 
 
 def _args(data: Path, out: Path, *extra: str) -> list[str]:

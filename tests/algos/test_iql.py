@@ -3,24 +3,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 
 from robot_rl.algos.iql import expectile_loss
 from robot_rl.cli import main
-from robot_rl.demos import DemosConfig, generate_demos
 from robot_rl.policies import GaussianPolicy, load_policy
 from robot_rl.policies.critic import load_critic, load_temperature
-
-
-@pytest.fixture(scope="module")
-def reach_mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("demos") / "reach_mixed.hdf5"
-    generate_demos(
-        DemosConfig(task="reach", episodes=4, quality="mixed", out=path, num_envs=2),
-        progress=False,
-    )
-    return path
 
 
 def test_expectile_loss_by_hand() -> None:
