@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from tqdm import trange
 
-from robot_rl.data import Normalizer, OfflineDataset
+from robot_rl.data import Normalizer
 from robot_rl.data.returns import mc_returns
 from robot_rl.errors import ConfigError
 from robot_rl.policies.critic import (
@@ -179,7 +179,7 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     writer = make_writer(cfg.log_dir, f"calql-{cfg.out.name}")
     bar = trange(cfg.steps, desc="calql", disable=not progress, leave=False)
     for step in bar:
-        batch = _sample(dataset, mc, b, generator)
+        batch = dataset.sample(b, generator, extras={"mc": mc})
         with torch.no_grad():
             obs = policy.flat_obs(batch["obs"])
             next_obs = policy.flat_obs(batch["next_obs"])
@@ -281,22 +281,6 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
         extra_files=extra_files,
     )
     return policy
-
-
-def _sample(
-    dataset: OfflineDataset, mc: Tensor, batch_size: int, generator: torch.Generator
-) -> dict[str, Any]:
-    """A uniform batch of transitions with their MC return-to-go under ``mc``."""
-    idx = torch.randint(dataset.num_transitions, (batch_size,), generator=generator)
-    idx = idx.to(dataset.device)
-    return {
-        "obs": {k: v[idx] for k, v in dataset.obs.items()},
-        "next_obs": {k: v[idx] for k, v in dataset.next_obs.items()},
-        "actions": dataset.actions[idx],
-        "rewards": dataset.rewards[idx],
-        "terminals": dataset.terminals[idx],
-        "mc": mc[idx],
-    }
 
 
 def _repeat(obs: dict[str, Tensor], n: int) -> dict[str, Tensor]:

@@ -171,14 +171,20 @@ class OfflineDataset:
         batch_size: int,
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
+        extras: dict[str, Tensor] | None = None,
     ) -> dict[str, Any]:
         """Uniformly samples transitions.
+
+        Args:
+            extras: further per-transition tensors [M, ...] (e.g. MC returns) gathered at the
+                same indices and returned under their own names.
 
         Returns:
             obs, next_obs (key -> [B, ...]), actions [B, A], rewards, dones, terminals [B].
         """
         idx = self._random_indices(batch_size, generator)
         batch = {
+            **{k: v[idx] for k, v in (extras or {}).items()},
             "obs": {k: v[idx] for k, v in self.obs.items()},
             "next_obs": {k: v[idx] for k, v in self.next_obs.items()},
             "actions": self.actions[idx],
