@@ -163,8 +163,9 @@ class SAC:
         (- temperature * log pi(a'|s') with the entropy backup)], [B]. Truncated transitions
         have ``not_done = 1`` and bootstrap from their true final observation."""
         next_action, next_log_pi = self.policy.sample(next_obs_dict)
-        q_next = CriticEnsemble.subset_min(
-            self.target(next_obs, next_action), self.cfg.target_subset, generator=self.generator
+        # Only the drawn target members are evaluated (2 of 10 for RLPD/WSRL).
+        q_next = self.target.random_subset_min(
+            next_obs, next_action, self.cfg.target_subset, generator=self.generator
         )
         if self.cfg.entropy_backup:
             q_next = q_next - self.log_temperature.exp() * next_log_pi
