@@ -34,6 +34,9 @@ SCALES: dict[str, dict[str, Any]] = {
     # 10k steps, not 5k: push_obstacle has 3x the transitions and went 0.38 -> 0.62.
     "cpu": {
         "denoiser": "mlp",
+        # 2x, not IDQL's 4x, inner width: DDIM-10 p99 per chunk 1.9 vs 3.4 ms at batch 1 on
+        # 2 cores (bench/policy_latency.py); the 4x block's 6 MB of weights overflow the L2.
+        "mlp_expansion": 2,
         "steps": 10_000,
         "lr": 3e-4,
         "down_dims": [64, 128, 256],
@@ -43,6 +46,7 @@ SCALES: dict[str, dict[str, Any]] = {
     # Chi et al.: UNet 256-512-1024, AdamW 1e-4, ~3000 epochs (about 200k steps at batch 256).
     "paper": {
         "denoiser": "unet",
+        "mlp_expansion": 4,
         "steps": 200_000,
         "lr": 1e-4,
         "down_dims": [256, 512, 1024],
@@ -57,7 +61,7 @@ class DiffusionConfig(OfflineTrainConfig):
     """Train a diffusion policy (DDPM training, DDIM acting, EMA weights) on demonstrations."""
 
     scale: Literal["cpu", "paper"] = "cpu"
-    """Preset for unset fields: cpu (MLP, 10k steps, lr 3e-4, Tp=8, Ta=2: short 20 Hz tasks)
+    """Preset for unset fields: cpu (MLP 256 with 2x blocks, 10k steps, lr 3e-4, Tp=8, Ta=2)
     or paper (UNet 256-512-1024, 200k steps, lr 1e-4, Tp=16, Ta=8)."""
     denoiser: Literal["mlp", "unet"] | None = None
     """Noise-prediction network (default from ``scale``)."""
@@ -77,6 +81,8 @@ class DiffusionConfig(OfflineTrainConfig):
     """mlp denoiser: residual width."""
     num_blocks: int = 3
     """mlp denoiser: residual blocks."""
+    mlp_expansion: int | None = None
+    """mlp denoiser: block inner width / hidden_dim (default from ``scale``: cpu 2, paper 4)."""
     down_dims: list[int] | None = None
     """unet denoiser: channels per level (default from ``scale``)."""
     steps: int | None = None
@@ -123,6 +129,7 @@ def train_diffusion(cfg: DiffusionConfig, progress: bool = True) -> DiffusionPol
         denoiser=cfg.denoiser,
         hidden_dim=cfg.hidden_dim,
         num_blocks=cfg.num_blocks,
+        mlp_expansion=cfg.mlp_expansion,
         down_dims=list(cfg.down_dims),
         num_train_timesteps=cfg.num_train_timesteps,
         num_inference_steps=cfg.num_inference_steps,

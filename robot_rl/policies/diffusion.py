@@ -47,6 +47,8 @@ class DiffusionPolicyConfig:
     """mlp: residual width."""
     num_blocks: int = 3
     """mlp: residual blocks."""
+    mlp_expansion: int = 4
+    """mlp: inner width of a residual block as a multiple of hidden_dim (IDQL and EXPO: 4)."""
     time_dim: int = 64
     """mlp: Fourier time-feature size."""
     down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])
@@ -72,7 +74,14 @@ class DiffusionPolicyConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"{name}={getattr(self, name)!r}: {why}")
 
-        for name in ("n_obs_steps", "horizon", "n_action_steps", "num_inference_steps"):
+        counts = (
+            "n_obs_steps",
+            "horizon",
+            "n_action_steps",
+            "num_inference_steps",
+            "mlp_expansion",
+        )
+        for name in counts:
             if getattr(self, name) < 1:
                 raise bad(name, "must be >= 1")
         if self.n_action_steps > self.horizon - self.n_obs_steps + 1:
@@ -117,6 +126,7 @@ class DiffusionPolicy(Policy):
                 config.hidden_dim,
                 config.num_blocks,
                 config.time_dim,
+                config.mlp_expansion,
             )
         else:
             self.denoiser = ConditionalUnet1D(
@@ -138,14 +148,16 @@ class DiffusionPolicy(Policy):
         self.sampler = sampler_cls.from_config(self.noise_scheduler.config)
         self.sampler.set_timesteps(config.num_inference_steps)
         if isinstance(self.sampler, DDIMScheduler):
-            # (timestep, alpha_bar_t, alpha_bar_prev) per step, as DDIMScheduler.step computes.
+            # Per step (timestep, 1/sqrt(a), sqrt(1-a), sqrt(a_prev), sqrt(1-a_prev)) with a the
+            # alpha_bar of the step and a_prev the one it steps to, as DDIMScheduler.step does.
             acp = self.sampler.alphas_cumprod.tolist()
             stride = config.num_train_timesteps // config.num_inference_steps
             final = float(self.sampler.final_alpha_cumprod)
-            self._ddim_coefs = [
-                (torch.tensor(t), acp[t], acp[t - stride] if t >= stride else final)
-                for t in self.sampler.timesteps.tolist()
-            ]
+            self._ddim_coefs = []
+            for t in self.sampler.timesteps.tolist():
+                a, a_prev = acp[t], (acp[t - stride] if t >= stride else final)
+                roots = (a**-0.5, (1 - a) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5)
+                self._ddim_coefs.append((torch.tensor(t), *roots))
         self._hist: torch.Tensor | None = None  # [N, To, obs_dim] normalized obs history
         self._plan: torch.Tensor | None = None  # [N, Ta, A] actions being executed
         self._next: torch.Tensor | None = None  # [N] index of the next planned action to run
@@ -205,18 +217,23 @@ class DiffusionPolicy(Policy):
         if isinstance(self.sampler, DDIMScheduler):
             # DDIM (eta 0) from the scheduler's own coefficients, without its per-step Python
             # overhead, which at batch 1 costs as much as the MLP forward.
-            if isinstance(net, MLPResNetDenoiser):
-                steps = torch.stack([t for t, _, _ in self._ddim_coefs]).to(cond.device)
+            mlp = isinstance(net, MLPResNetDenoiser)
+            if mlp:
+                steps = torch.stack([c[0] for c in self._ddim_coefs]).to(cond.device)
                 conditioning = net.condition(steps, cond)
-            for k, (t, a, a_prev) in enumerate(self._ddim_coefs):
-                if isinstance(net, MLPResNetDenoiser):
+            for k, (t, inv_sqrt_a, sqrt_1ma, sqrt_a_prev, sqrt_1ma_prev) in enumerate(
+                self._ddim_coefs
+            ):
+                if mlp:
                     eps = net.forward_conditioned(x, conditioning[k])
                 else:
                     eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
-                x0 = (x - (1 - a) ** 0.5 * eps) / a**0.5
                 if self.config.clip_sample:
-                    x0 = x0.clamp(-1.0, 1.0)
-                x = a_prev**0.5 * x0 + (1 - a_prev) ** 0.5 * eps
+                    x0 = torch.sub(x, eps, alpha=sqrt_1ma).mul_(inv_sqrt_a).clamp_(-1.0, 1.0)
+                    x = torch.add(x0.mul_(sqrt_a_prev), eps, alpha=sqrt_1ma_prev)
+                else:  # x0 is linear in (x, eps): fold it into one axpy
+                    c_eps = sqrt_1ma_prev - sqrt_a_prev * sqrt_1ma * inv_sqrt_a
+                    x = torch.add(x * (sqrt_a_prev * inv_sqrt_a), eps, alpha=c_eps)
             return x.clamp(-1.0, 1.0)
         for t in self.sampler.timesteps:
             eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)

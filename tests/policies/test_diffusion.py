@@ -59,8 +59,9 @@ def test_scheduler_round_trip_recovers_known_sample(sampler: str) -> None:
 
 
 @pytest.mark.parametrize("steps", [10, 5, 8])
-def test_fast_ddim_matches_diffusers_step(steps: int) -> None:
-    policy = make_policy(num_inference_steps=steps)
+@pytest.mark.parametrize("clip", [True, False])
+def test_fast_ddim_matches_diffusers_step(steps: int, clip: bool) -> None:
+    policy = make_policy(num_inference_steps=steps, clip_sample=clip)
     cond = torch.randn(4, 2 * OBS_DIM)
     torch.manual_seed(0)
     fast = policy.denoise(cond)
@@ -195,6 +196,7 @@ def test_save_load_gives_identical_samples(tmp_path, denoiser: str) -> None:
         ({"inference_scheduler": "euler"}, "inference_scheduler"),
         ({"n_obs_steps": 0}, "n_obs_steps"),
         ({"num_inference_steps": 200}, "num_inference_steps"),
+        ({"mlp_expansion": 0}, "mlp_expansion"),
     ],
 )
 def test_config_validation_names_the_field(overrides: dict, field: str) -> None:
@@ -218,3 +220,13 @@ def test_mlp_conditioned_forward_matches_forward() -> None:
     for k, t in enumerate(steps):
         expected = net(x, t.expand(5), cond)
         assert torch.allclose(net.forward_conditioned(x, conditioning[k]), expected, atol=1e-5)
+
+
+def test_mlp_block_inner_width_and_fast_forward_match_its_layers() -> None:
+    from robot_rl.policies.denoisers import MLPResNetBlock
+
+    torch.manual_seed(0)
+    block = MLPResNetBlock(16, expansion=2)
+    assert block.net[1].out_features == 32
+    x = torch.randn(4, 16)
+    torch.testing.assert_close(block(x), x + block.net(x))
