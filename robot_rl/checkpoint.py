@@ -95,15 +95,7 @@ def load_policy_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         CheckpointError: the directory or a file is missing, or a file is corrupt.
     """
     path = _existing_dir(path)
-    config_path = path / CONFIG_FILE
-    if not config_path.is_file():
-        raise CheckpointError(f"{path}: no {CONFIG_FILE}")
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path}: invalid JSON: {e}") from e
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+    config = read_config(path)
     model_path = path / MODEL_FILE
     if not model_path.is_file():
         raise CheckpointError(f"{path}: no {MODEL_FILE}")
@@ -125,6 +117,24 @@ def load_extra(path: str | os.PathLike[str], name: str) -> dict[str, Tensor]:
             f"{path}: no {file_path.name}; extra files: {', '.join(available) or 'none'}"
         )
     return _load_safetensors(file_path)
+
+
+def read_config(policy_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed config.json of a policy directory.
+
+    Raises:
+        CheckpointError: the directory or its config.json is missing, or not a JSON object.
+    """
+    path = _existing_dir(policy_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{policy_dir}: no {CONFIG_FILE} (not a policy directory)")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"{path}: invalid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(config).__name__}")
+    return config
 
 
 def _existing_dir(path: str | os.PathLike[str]) -> Path:

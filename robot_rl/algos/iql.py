@@ -16,14 +16,16 @@ success signal propagates back from the goal within the budget.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 from tqdm import trange
 
+from robot_rl.checkpoint import load_extra, read_config
 from robot_rl.data import Normalizer
-from robot_rl.errors import ConfigError
+from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.policies.critic import (
     CriticConfig,
     CriticEnsemble,
@@ -224,4 +226,20 @@ def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     return policy
 
 
-__all__ = ["IQLConfig", "train_iql"]
+def load_value(policy_dir: str | Path) -> torch.nn.Module:
+    """The state-value network V(s) saved in an IQL policy directory (eval mode, frozen)."""
+    config = read_config(policy_dir)
+    if "value" not in config:
+        raise CheckpointError(f"{policy_dir}: config.json has no 'value' entry (not IQL)")
+    obs_dim = config["policy"]["obs_dim"]
+    value = mlp(obs_dim, config["value"]["hidden_dims"], 1)
+    try:
+        value.load_state_dict(load_extra(policy_dir, "value"))
+    except RuntimeError as e:
+        raise CheckpointError(
+            f"{policy_dir}: value.safetensors does not fit its config: {e}"
+        ) from e
+    return value.eval().requires_grad_(False)
+
+
+__all__ = ["IQLConfig", "load_value", "train_iql"]

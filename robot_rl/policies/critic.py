@@ -13,7 +13,6 @@ A policy directory written by IQL or Cal-QL holds the ensemble and its target in
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from robot_rl.checkpoint import CONFIG_FILE, load_extra
+from robot_rl.checkpoint import load_extra, read_config
 from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.policies.modules import ACTIVATIONS
 
@@ -219,7 +218,7 @@ def load_critic(
     policy_dir: str | Path, device: str | torch.device | None = None
 ) -> tuple[CriticEnsemble, CriticEnsemble]:
     """The critic ensemble and its target (frozen) saved in an IQL/Cal-QL policy directory."""
-    config = _read_config(policy_dir)
+    config = read_config(policy_dir)
     if "critic" not in config:
         raise CheckpointError(f"{policy_dir}: config.json has no 'critic' entry (not an RL policy)")
     try:
@@ -244,15 +243,5 @@ def load_critic(
 
 def load_temperature(policy_dir: str | Path) -> float | None:
     """The SAC temperature saved with the policy (Cal-QL), or None if it has none (IQL)."""
-    value = _read_config(policy_dir).get("temperature")
+    value = read_config(policy_dir).get("temperature")
     return None if value is None else float(value)
-
-
-def _read_config(policy_dir: str | Path) -> dict[str, Any]:
-    path = Path(policy_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{policy_dir}: no {CONFIG_FILE} (not a policy directory)")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: invalid JSON: {e}") from e

@@ -3,10 +3,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import h5py
+import pytest
 import torch
 
-from robot_rl.algos.iql import expectile_loss
+from robot_rl.algos.iql import IQLConfig, expectile_loss, load_value, resolve, train_iql
 from robot_rl.cli import main
+from robot_rl.demos import DemosConfig, generate_demos
+from robot_rl.errors import CheckpointError
 from robot_rl.policies import GaussianPolicy, load_policy
 from robot_rl.policies.critic import load_critic, load_temperature
 
@@ -46,3 +50,44 @@ def test_iql_bad_expectile_is_one_line_error(reach_mixed: Path, tmp_path: Path, 
     assert main([*args, "--expectile", "1.5"]) == 2
     captured = capsys.readouterr()
     assert "expectile must be in (0, 1)" in captured.out + captured.err
+
+
+def test_iql_advantage_weights_favour_the_demonstrators_that_succeed(tmp_path: Path) -> None:
+    """After 2k steps on 40 mixed reach episodes, transitions of successful episodes carry about
+    twice the AWR weight of failing ones (measured 1.9-3.1 over train seeds 0-3). A sign error
+    in the advantage, a value net that ignores the expectile or a critic that does not learn
+    the reward brings the ratio to or below 1."""
+    data = tmp_path / "reach.hdf5"
+    generate_demos(
+        DemosConfig(task="reach", episodes=40, out=data, num_envs=8, quality="mixed"),
+        progress=False,
+    )
+    cfg = IQLConfig(
+        dataset=data, out=tmp_path / "iql", steps=2000, hidden_dims=[64, 64],
+        critic_hidden_dims=[64, 64], log_dir=tmp_path / "tb",
+    )  # fmt: skip
+    policy = train_iql(cfg, progress=False)
+    _, target = load_critic(cfg.out)
+    value = load_value(cfg.out)
+    weights: dict[bool, list[torch.Tensor]] = {True: [], False: []}
+    with h5py.File(data) as f:
+        for episode in f["data"].values():
+            obs = {k: torch.as_tensor(v[:]) for k, v in episode["obs"].items()}
+            action = torch.as_tensor(episode["actions"][:])
+            with torch.no_grad():
+                flat = policy.flat_obs(obs)
+                action = policy.normalizer.normalize_action(action).clamp(-1.0, 1.0)
+                advantage = target(flat, action).min(0).values - value(flat).squeeze(-1)
+            weight = torch.exp(resolve(cfg).beta * advantage).clamp(max=cfg.max_weight)
+            weights[bool(episode.attrs["success"])].append(weight)
+    assert weights[True] and weights[False]
+    ratio = torch.cat(weights[True]).mean() / torch.cat(weights[False]).mean()
+    assert ratio >= 1.5, ratio
+
+
+def test_load_value_needs_an_iql_directory(tmp_path: Path, push_demos: Path) -> None:
+    out = tmp_path / "bc"
+    args = ["train", "bc", "--dataset", str(push_demos), "--out", str(out), "--steps", "2"]
+    assert main([*args, "--log-dir", str(tmp_path / "runs")]) == 0
+    with pytest.raises(CheckpointError, match="no 'value' entry"):
+        load_value(out)
