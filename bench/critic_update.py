@@ -7,7 +7,12 @@ run: the same 10 members as separate ``nn.Sequential`` MLPs called in a Python l
 Configurations are timed in interleaved rounds and the median round is reported, so load
 from other processes on a shared machine hits every configuration alike.
 
-    python bench/critic_update.py [--threads 1] [--hidden 256 256] [--rounds 7]
+Settings (all default on, as the trainers run): the tuned allocator
+(``robot_rl.perf.tune_allocator``) and fused Adam; ``--matmul-precision medium`` runs float32
+matmuls on bfloat16 inputs (AMX), ``--compile`` compiles the ensemble's forward.
+
+    python bench/critic_update.py [--threads 2] [--hidden 256 256] [--rounds 7]
+        [--matmul-precision medium] [--compile] [--no-tune-allocator]
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from robot_rl.perf import adam, matmul_precision, tune_allocator
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble, make_target, polyak_update
 from robot_rl.policies.modules import mlp
 
@@ -42,7 +48,7 @@ class LoopEnsemble(nn.Module):
 
 def make_update(critic: nn.Module, target: nn.Module, batch: int) -> Callable[[], None]:
     """A closure running one critic update on fixed random data."""
-    opt = torch.optim.Adam(critic.parameters(), lr=3e-4)
+    opt = adam(critic.parameters(), lr=3e-4)
     gen = torch.Generator().manual_seed(0)
     obs, next_obs = torch.randn(batch, OBS_DIM), torch.randn(batch, OBS_DIM)
     action, next_action = torch.rand(batch, ACTION_DIM), torch.rand(batch, ACTION_DIM)
@@ -74,22 +80,49 @@ def time_steps(update: Callable[[], None], steps: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--steps", type=int, default=50, help="updates per timed round")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--matmul-precision", choices=["highest", "high", "medium"], default="highest"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the ensembles")
+    parser.add_argument("--no-tune-allocator", action="store_true", help="glibc defaults")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    tuned = not args.no_tune_allocator and tune_allocator()
+    with matmul_precision(args.matmul_precision):
+        sec = run(args)
+    print(
+        f"critic update, batch {args.batch}, hidden {args.hidden}, LayerNorm, "
+        f"{args.threads} thread(s), matmul precision {args.matmul_precision}, "
+        f"{'compiled' if args.compile else 'eager'}, allocator {'tuned' if tuned else 'default'}, "
+        f"median of {args.rounds} rounds x {args.steps} updates"
+    )
+    for name, s in sec.items():
+        print(f"  {name:<18} {1.0 / s:8.1f} updates/s  {1e3 * s:7.2f} ms/update")
+    ratio = sec["ensemble E=10"] / sec["ensemble E=2"]
+    speedup = sec["python loop E=10"] / sec["ensemble E=10"]
+    print(f"cost ratio E=10 / E=2 (batched):            {ratio:.2f}x  (target <= 2.5x)")
+    print(f"speedup of batched E=10 over the Python loop: {speedup:.2f}x")
 
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    """Seconds per update of each configuration (median over interleaved rounds)."""
     updates = {}
     for e in (2, 10):
         critic = CriticEnsemble(CriticConfig(OBS_DIM, ACTION_DIM, e, list(args.hidden)))
+        if args.compile:
+            critic.compile()
         updates[f"ensemble E={e}"] = make_update(critic, make_target(critic), args.batch)
     loop = LoopEnsemble(10, list(args.hidden))
     loop_target = LoopEnsemble(10, list(args.hidden)).requires_grad_(False)
     loop_target.load_state_dict(loop.state_dict())
+    if args.compile:
+        loop.compile()
     updates["python loop E=10"] = make_update(loop, loop_target, args.batch)
 
     for update in updates.values():  # warm-up
@@ -98,18 +131,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for name, update in updates.items():
             rounds[name].append(time_steps(update, args.steps))
-    sec = {name: statistics.median(r) for name, r in rounds.items()}
-
-    print(
-        f"critic update, batch {args.batch}, hidden {args.hidden}, LayerNorm, "
-        f"{args.threads} thread(s), median of {args.rounds} rounds x {args.steps} updates"
-    )
-    for name, s in sec.items():
-        print(f"  {name:<18} {1.0 / s:8.1f} updates/s  {1e3 * s:7.2f} ms/update")
-    ratio = sec["ensemble E=10"] / sec["ensemble E=2"]
-    speedup = sec["python loop E=10"] / sec["ensemble E=10"]
-    print(f"cost ratio E=10 / E=2 (batched):            {ratio:.2f}x  (target <= 2.5x)")
-    print(f"speedup of batched E=10 over the Python loop: {speedup:.2f}x")
+    return {name: statistics.median(r) for name, r in rounds.items()}
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from robot_rl.errors import RobotRLError
+from robot_rl.perf import tune_allocator
 from sim.errors import SimError
 
 console = Console(stderr=True)
@@ -203,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[red]error:[/red] unknown command {argv[0]!r}")
         console.print(f"usage: robot-rl {{{','.join(COMMANDS)}}} [--help]")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
+    tune_allocator()
     try:
         COMMANDS[argv[0]](argv[1:])
     except (RobotRLError, SimError) as e:

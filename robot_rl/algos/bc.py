@@ -16,6 +16,7 @@ from robot_rl.train.common import (
     load_task_dataset,
     make_writer,
     seed_everything,
+    with_matmul_precision,
 )
 
 
@@ -37,6 +38,7 @@ class BCConfig(OfflineTrainConfig):
     """AdamW weight decay."""
 
 
+@with_matmul_precision
 def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
     """Fit the policy, save it to ``cfg.out`` and return it."""
     check_output(cfg.out, cfg.overwrite)

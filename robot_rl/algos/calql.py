@@ -26,6 +26,7 @@ from tqdm import trange
 from robot_rl.data import Normalizer
 from robot_rl.data.returns import mc_returns
 from robot_rl.errors import ConfigError
+from robot_rl.perf import adam
 from robot_rl.policies.critic import (
     CriticConfig,
     CriticEnsemble,
@@ -41,6 +42,7 @@ from robot_rl.train.common import (
     load_task_dataset,
     make_writer,
     seed_everything,
+    with_matmul_precision,
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -132,6 +134,7 @@ def resolve(cfg: CalQLConfig) -> CalQLConfig:
     return cfg
 
 
+@with_matmul_precision
 def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     """Run Cal-QL, save the policy (with critics and temperature) to ``cfg.out``, return it."""
     cfg = resolve(cfg)
@@ -169,10 +172,10 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     log_cql_alpha = torch.zeros((), device=cfg.device, requires_grad=True)
     target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy
 
-    actor_opt = torch.optim.Adam(policy.parameters(), lr=cfg.actor_lr)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
-    temp_opt = torch.optim.Adam([log_temp], lr=cfg.temperature_lr)
-    cql_alpha_opt = torch.optim.Adam([log_cql_alpha], lr=cfg.critic_lr)
+    actor_opt = adam(policy.parameters(), lr=cfg.actor_lr)
+    critic_opt = adam(critic.parameters(), lr=cfg.critic_lr)
+    temp_opt = adam([log_temp], lr=cfg.temperature_lr)
+    cql_alpha_opt = adam([log_cql_alpha], lr=cfg.critic_lr)
     n, b = cfg.cql_n_actions, cfg.batch_size
     # Density of the uniform proposal on [-1, 1]^A, for the importance correction.
     uniform_log_density = action_dim * math.log(0.5)

@@ -25,6 +25,7 @@ from robot_rl.train.common import (
     load_task_dataset,
     make_writer,
     seed_everything,
+    with_matmul_precision,
 )
 
 SCALES: dict[str, dict[str, Any]] = {
@@ -112,6 +113,7 @@ class DiffusionConfig(OfflineTrainConfig):
         return cfg
 
 
+@with_matmul_precision
 def train_diffusion(cfg: DiffusionConfig, progress: bool = True) -> DiffusionPolicy:
     """Fit the policy, save its EMA weights to ``cfg.out`` and return it."""
     cfg = cfg.resolved()

@@ -26,6 +26,7 @@ from tqdm import trange
 from robot_rl.checkpoint import load_extra, read_config
 from robot_rl.data import Normalizer
 from robot_rl.errors import CheckpointError, ConfigError
+from robot_rl.perf import adam
 from robot_rl.policies.critic import (
     CriticConfig,
     CriticEnsemble,
@@ -42,6 +43,7 @@ from robot_rl.train.common import (
     load_task_dataset,
     make_writer,
     seed_everything,
+    with_matmul_precision,
 )
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -128,6 +130,7 @@ def resolve(cfg: IQLConfig) -> IQLConfig:
     return cfg
 
 
+@with_matmul_precision
 def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     """Run IQL, save the policy (with critics and value net) to ``cfg.out`` and return it."""
     cfg = resolve(cfg)
@@ -159,10 +162,10 @@ def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     target = make_target(critic)
     value = mlp(obs_dim, cfg.hidden_dims, 1).to(cfg.device)
 
-    actor_opt = torch.optim.Adam(policy.parameters(), lr=cfg.actor_lr)
+    actor_opt = adam(policy.parameters(), lr=cfg.actor_lr)
     actor_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.steps)
-    critic_opt = torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr)
-    value_opt = torch.optim.Adam(value.parameters(), lr=cfg.critic_lr)
+    critic_opt = adam(critic.parameters(), lr=cfg.critic_lr)
+    value_opt = adam(value.parameters(), lr=cfg.critic_lr)
     writer = make_writer(cfg.log_dir, f"iql-{cfg.out.name}")
     bar = trange(cfg.steps, desc="iql", disable=not progress, leave=False)
     for step in bar:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from robot_rl.errors import CheckpointError, ConfigError
+from robot_rl.perf import adam
 from robot_rl.policies.critic import CriticEnsemble, polyak_update
 from robot_rl.policies.gaussian import GaussianPolicy
 
@@ -96,9 +97,9 @@ class SAC:
         )
         self.target_entropy = cfg.target_entropy_per_dim * policy.config.action_dim
         self.optimizers = {
-            "actor": torch.optim.Adam(policy.parameters(), lr=cfg.actor_lr),
-            "critic": torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr),
-            "temperature": torch.optim.Adam([self.log_temperature], lr=cfg.temperature_lr),
+            "actor": adam(policy.parameters(), lr=cfg.actor_lr),
+            "critic": adam(critic.parameters(), lr=cfg.critic_lr),
+            "temperature": adam([self.log_temperature], lr=cfg.temperature_lr),
         }
 
     @property

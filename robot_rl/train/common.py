@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -14,6 +16,9 @@ from torch.utils.tensorboard import SummaryWriter
 import sim
 from robot_rl.data import OfflineDataset, read_robomimic
 from robot_rl.errors import DatasetError, OutputExistsError
+from robot_rl.perf import MatmulPrecision, matmul_precision
+
+TrainFn = TypeVar("TrainFn", bound=Callable[..., Any])
 
 
 @dataclass
@@ -32,10 +37,24 @@ class OfflineTrainConfig:
     """Seed for initialization and batch sampling."""
     device: str = "cpu"
     """Training device."""
+    matmul_precision: MatmulPrecision = "highest"
+    """float32 matmuls: highest (exact), medium (bfloat16 inputs on AMX CPUs and tensor-core
+    GPUs, ~2e-3 relative error; 10 critics 1.3x faster here), high (TF32 on GPUs)."""
     log_dir: Path | None = None
     """TensorBoard directory (default ``runs/<algo>-<out name>``)."""
     overwrite: bool = False
     """Replace ``out`` if it exists."""
+
+
+def with_matmul_precision(train: TrainFn) -> TrainFn:
+    """Run a trainer ``train(cfg, ...)`` under ``cfg.matmul_precision``, restored afterwards."""
+
+    @functools.wraps(train)
+    def wrapper(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        with matmul_precision(cfg.matmul_precision):
+            return train(cfg, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def config_json(cfg: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
 from robot_rl.evaluate import evaluate
+from robot_rl.perf import MatmulPrecision
 from robot_rl.policies import load_policy
 from robot_rl.policies.critic import (
     CriticConfig,
@@ -40,7 +41,13 @@ from robot_rl.policies.critic import (
 )
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 from robot_rl.train.collector import Collector, random_actions
-from robot_rl.train.common import config_json, load_task_dataset, make_writer, seed_everything
+from robot_rl.train.common import (
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+    with_matmul_precision,
+)
 from robot_rl.train.curves import write_curve
 
 ALGOS = ("sac", "rlpd", "wsrl")
@@ -145,6 +152,9 @@ class FinetuneConfig:
     """Seed for env resets, initialization and sampling."""
     device: str = "cpu"
     """Training device (the replay buffer lives there too)."""
+    matmul_precision: MatmulPrecision = "highest"
+    """float32 matmuls: highest (exact), medium (bfloat16 inputs on AMX CPUs and tensor-core
+    GPUs, ~2e-3 relative error), high (TF32 on GPUs)."""
     overwrite: bool = False
     """Delete an existing ``out`` and start over."""
 
@@ -187,6 +197,7 @@ def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
     return cfg
 
 
+@with_matmul_precision
 def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     """Run (or resume) fine-tuning; returns the curve summary written to ``curve.json``."""
     cfg = resolve(cfg)
