@@ -83,6 +83,9 @@ class CalQLConfig(OfflineTrainConfig):
     """Critic ensemble size (default: per scale)."""
     critic_layer_norm: bool = True
     """LayerNorm in the critics (as WSRL's pretrained ensemble)."""
+    compile_critic: bool = False
+    """torch.compile the critic ensemble's forward (and backward), fusing its LayerNorm and
+    activation passes: 3k cpu-preset steps took 87 s with it (compile included), 114 s without."""
     target_subset: int = 2
     """TD target: min over this many target critics drawn at random each step."""
     cql_n_actions: int | None = None
@@ -168,6 +171,8 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     )
     critic = CriticEnsemble(critic_cfg).to(cfg.device)
     target = make_target(critic)
+    if cfg.compile_critic:
+        critic.compile()
     log_temp = torch.tensor(math.log(cfg.init_temperature), device=cfg.device, requires_grad=True)
     log_cql_alpha = torch.zeros((), device=cfg.device, requires_grad=True)
     target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy

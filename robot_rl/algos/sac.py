@@ -66,6 +66,8 @@ class SACConfig:
     """Critics learn on r' = reward_scale * r + reward_bias ..."""
     reward_bias: float = -5.0
     """... so a step that does not succeed costs (Cal-QL's sparse-task convention)."""
+    compile_critic: bool = False
+    """torch.compile the online critic ensemble's forward (and backward)."""
 
 
 class SAC:
@@ -90,6 +92,8 @@ class SAC:
         CriticEnsemble.reduce(torch.zeros(1, 1), cfg.actor_reduce)  # validates the name
         self.cfg = cfg
         self.policy, self.critic, self.target = policy, critic, target
+        if cfg.compile_critic:
+            critic.compile()  # in place: parameter names and state_dict stay the same
         self.generator = generator
         device = policy.device
         self.log_temperature = torch.tensor(

@@ -121,6 +121,10 @@ class FinetuneConfig:
     """Re-initialize the actor (default: sac and rlpd yes, wsrl no)."""
     fresh_critic: bool = False
     """wsrl: allow a start policy without critics (new critics; not the WSRL recipe)."""
+    compile_critic: bool = False
+    """torch.compile the critic ensemble's forward (and backward): ~10 s to compile; a UTD-4
+    update with 10 critics of 2x256 then took 95 ms instead of 116 here (65 ms adding
+    --matmul-precision medium; 1 thread)."""
     num_critics: int | None = None
     """Size of newly built critic ensembles (default: per algo and scale)."""
     critic_hidden_dims: list[int] | None = None
@@ -473,6 +477,7 @@ def sac_config(cfg: FinetuneConfig, learner: Learner) -> SACConfig:
         discount=learner.discount,
         reward_scale=learner.reward_scale,
         reward_bias=learner.reward_bias,
+        compile_critic=cfg.compile_critic,
     )
 
 

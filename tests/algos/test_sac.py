@@ -116,3 +116,17 @@ def test_critic_only_update_leaves_actor_and_temperature() -> None:
     assert all(torch.equal(v, sac.policy.state_dict()[k]) for k, v in actor.items())
     assert sac.temperature == pytest.approx(0.5)
     assert any(not torch.equal(v, sac.critic.state_dict()[k]) for k, v in critic.items())
+
+
+def test_compiled_critic_updates_like_the_eager_one() -> None:
+    eager, compiled = _sac(), _sac(compile_critic=True)
+    torch.manual_seed(1)
+    batches = [_batch(16) for _ in range(3)]
+    for sac in (eager, compiled):
+        torch.manual_seed(2)  # the same policy samples for both
+        for batch in batches:
+            sac.update(batch)
+    expected, got = eager.critic.state_dict(), compiled.critic.state_dict()
+    assert list(got) == list(expected)  # compiling in place keeps the checkpoint names
+    for name, value in expected.items():
+        torch.testing.assert_close(got[name], value, atol=1e-5, rtol=1e-4)
