@@ -53,7 +53,8 @@ def test_cli_smoke_writes_outputs(reach_bc: tuple[Path, Path], tmp_path: Path) -
         assert (out / name).exists(), name
     curve = _curve(out)
     assert [r["env_steps"] for r in curve["rows"]] == [0, 48, 96]
-    assert curve["rows"][-1]["updates"] == (96 - 32) // 4
+    # After the random steps: one vector step of 4 envs per collect, 4 update calls each.
+    assert curve["rows"][-1]["updates"] == (96 - 32) // 4 * 4
     assert (out / "curve.csv").read_text().startswith("env_steps,updates,success_rate")
     assert load_policy(out / "policy").env_info["env_name"] == "reach"
     assert main(args) == 2  # out exists: refuses without --overwrite or --resume
