@@ -239,8 +239,10 @@ def load_value(policy_dir: str | Path) -> torch.nn.Module:
     config = read_config(policy_dir)
     if "value" not in config:
         raise CheckpointError(f"{policy_dir}: config.json has no 'value' entry (not IQL)")
-    obs_dim = config["policy"]["obs_dim"]
-    value = mlp(obs_dim, config["value"]["hidden_dims"], 1)
+    try:
+        value = mlp(config["policy"]["obs_dim"], config["value"]["hidden_dims"], 1)
+    except (KeyError, TypeError) as e:
+        raise CheckpointError(f"{policy_dir}: config.json lacks the value net's shape: {e}") from e
     try:
         value.load_state_dict(load_extra(policy_dir, "value"))
     except RuntimeError as e:
