@@ -23,20 +23,18 @@ import torch
 from torch import Tensor
 from tqdm import trange
 
-from robot_rl.data import Normalizer
 from robot_rl.data.returns import mc_returns
 from robot_rl.errors import ConfigError
 from robot_rl.perf import adam
 from robot_rl.policies.critic import (
-    CriticConfig,
     CriticEnsemble,
     critic_checkpoint,
-    make_target,
     polyak_update,
 )
-from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.policies.gaussian import GaussianPolicy
 from robot_rl.train.common import (
     OfflineTrainConfig,
+    build_actor_critic,
     check_output,
     config_json,
     load_task_dataset,
@@ -148,31 +146,8 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     mc = mc_returns(
         dataset, cfg.discount, reward_scale=cfg.reward_scale, reward_bias=cfg.reward_bias
     )
-    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
-    normalizer = Normalizer.fit(dataset, obs_keys)
-    obs_dim = sum(dataset.obs[k].shape[-1] for k in obs_keys)
-    action_dim = dataset.action_dim
-    policy = GaussianPolicy(
-        GaussianPolicyConfig(
-            obs_keys=obs_keys,
-            obs_dim=obs_dim,
-            action_dim=action_dim,
-            hidden_dims=list(cfg.hidden_dims),
-        ),
-        normalizer,
-        env_info,
-    ).to(cfg.device)
-    critic_cfg = CriticConfig(
-        obs_dim=obs_dim,
-        action_dim=action_dim,
-        num_critics=cfg.num_critics,
-        hidden_dims=list(cfg.critic_hidden_dims),
-        layer_norm=cfg.critic_layer_norm,
-    )
-    critic = CriticEnsemble(critic_cfg).to(cfg.device)
-    target = make_target(critic)
-    if cfg.compile_critic:
-        critic.compile()
+    policy, critic, target = build_actor_critic(cfg, dataset, env_info)
+    normalizer, action_dim = policy.normalizer, dataset.action_dim
     log_temp = torch.tensor(math.log(cfg.init_temperature), device=cfg.device, requires_grad=True)
     log_cql_alpha = torch.zeros((), device=cfg.device, requires_grad=True)
     target_entropy = -float(action_dim) if cfg.target_entropy is None else cfg.target_entropy

@@ -24,20 +24,18 @@ from torch import Tensor
 from tqdm import trange
 
 from robot_rl.checkpoint import load_extra, read_config
-from robot_rl.data import Normalizer
 from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.perf import adam
 from robot_rl.policies.critic import (
-    CriticConfig,
     CriticEnsemble,
     critic_checkpoint,
-    make_target,
     polyak_update,
 )
-from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.policies.gaussian import GaussianPolicy
 from robot_rl.policies.modules import mlp
 from robot_rl.train.common import (
     OfflineTrainConfig,
+    build_actor_critic,
     check_output,
     config_json,
     load_task_dataset,
@@ -141,30 +139,8 @@ def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     generator = seed_everything(cfg.seed)
     dataset, env_info = load_task_dataset(cfg.dataset, cfg.obs_keys, cfg.filter_key)
     dataset = dataset.to(cfg.device)
-    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
-    normalizer = Normalizer.fit(dataset, obs_keys)
-    obs_dim = sum(dataset.obs[k].shape[-1] for k in obs_keys)
-    policy = GaussianPolicy(
-        GaussianPolicyConfig(
-            obs_keys=obs_keys,
-            obs_dim=obs_dim,
-            action_dim=dataset.action_dim,
-            hidden_dims=list(cfg.hidden_dims),
-        ),
-        normalizer,
-        env_info,
-    ).to(cfg.device)
-    critic_cfg = CriticConfig(
-        obs_dim=obs_dim,
-        action_dim=dataset.action_dim,
-        num_critics=cfg.num_critics,
-        hidden_dims=list(cfg.critic_hidden_dims),
-        layer_norm=cfg.critic_layer_norm,
-    )
-    critic = CriticEnsemble(critic_cfg).to(cfg.device)
-    target = make_target(critic)
-    if cfg.compile_critic:
-        critic.compile()
+    policy, critic, target = build_actor_critic(cfg, dataset, env_info)
+    normalizer, obs_dim = policy.normalizer, policy.config.obs_dim
     value = mlp(obs_dim, cfg.hidden_dims, 1).to(cfg.device)
 
     actor_opt = adam(policy.parameters(), lr=cfg.actor_lr)

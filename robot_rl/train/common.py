@@ -14,9 +14,11 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 import sim
-from robot_rl.data import OfflineDataset, read_robomimic
+from robot_rl.data import Normalizer, OfflineDataset, read_robomimic
 from robot_rl.errors import DatasetError, OutputExistsError
 from robot_rl.perf import MatmulPrecision, matmul_precision
+from robot_rl.policies.critic import CriticConfig, CriticEnsemble, make_target
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 
 TrainFn = TypeVar("TrainFn", bound=Callable[..., Any])
 
@@ -55,6 +57,38 @@ def with_matmul_precision(train: TrainFn) -> TrainFn:
             return train(cfg, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def build_actor_critic(
+    cfg: Any, dataset: OfflineDataset, env_info: dict[str, Any]
+) -> tuple[GaussianPolicy, CriticEnsemble, CriticEnsemble]:
+    """The tanh-Gaussian actor (normalizer fit on ``dataset``), the critic ensemble and its
+    frozen target that IQL and Cal-QL train, on ``cfg.device``.
+
+    Reads ``obs_keys`` (default: every float key), ``hidden_dims``, ``num_critics``,
+    ``critic_hidden_dims``, ``critic_layer_norm`` and ``compile_critic`` from ``cfg``.
+    """
+    obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
+    obs_dim = sum(dataset.obs[k].shape[-1] for k in obs_keys)
+    actor_cfg = GaussianPolicyConfig(
+        obs_keys=obs_keys,
+        obs_dim=obs_dim,
+        action_dim=dataset.action_dim,
+        hidden_dims=list(cfg.hidden_dims),
+    )
+    policy = GaussianPolicy(actor_cfg, Normalizer.fit(dataset, obs_keys), env_info)
+    critic_cfg = CriticConfig(
+        obs_dim=obs_dim,
+        action_dim=dataset.action_dim,
+        num_critics=cfg.num_critics,
+        hidden_dims=list(cfg.critic_hidden_dims),
+        layer_norm=cfg.critic_layer_norm,
+    )
+    critic = CriticEnsemble(critic_cfg).to(cfg.device)
+    target = make_target(critic)
+    if cfg.compile_critic:
+        critic.compile()  # in place, after copying the target: parameter names stay the same
+    return policy.to(cfg.device), critic, target
 
 
 def config_json(cfg: Any) -> dict[str, Any]:
