@@ -148,16 +148,17 @@ class DiffusionPolicy(Policy):
         self.sampler = sampler_cls.from_config(self.noise_scheduler.config)
         self.sampler.set_timesteps(config.num_inference_steps)
         if isinstance(self.sampler, DDIMScheduler):
-            # Per step (timestep, 1/sqrt(a), sqrt(1-a), sqrt(a_prev), sqrt(1-a_prev)) with a the
-            # alpha_bar of the step and a_prev the one it steps to, as DDIMScheduler.step does.
+            # Per step (1/sqrt(a), sqrt(1-a), sqrt(a_prev), sqrt(1-a_prev)) with a the alpha_bar
+            # of the step and a_prev the one it steps to, as DDIMScheduler.step computes them.
             acp = self.sampler.alphas_cumprod.tolist()
             stride = config.num_train_timesteps // config.num_inference_steps
             final = float(self.sampler.final_alpha_cumprod)
             self._ddim_coefs = []
             for t in self.sampler.timesteps.tolist():
                 a, a_prev = acp[t], (acp[t - stride] if t >= stride else final)
-                roots = (a**-0.5, (1 - a) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5)
-                self._ddim_coefs.append((torch.tensor(t), *roots))
+                self._ddim_coefs.append((a**-0.5, (1 - a) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5))
+            # Not saved; moves with the policy's device.
+            self.register_buffer("_ddim_steps", self.sampler.timesteps.clone(), persistent=False)
         self._hist: torch.Tensor | None = None  # [N, To, obs_dim] normalized obs history
         self._plan: torch.Tensor | None = None  # [N, Ta, A] actions being executed
         self._next: torch.Tensor | None = None  # [N] index of the next planned action to run
@@ -219,15 +220,14 @@ class DiffusionPolicy(Policy):
             # overhead, which at batch 1 costs as much as the MLP forward.
             mlp = isinstance(net, MLPResNetDenoiser)
             if mlp:
-                steps = torch.stack([c[0] for c in self._ddim_coefs]).to(cond.device)
-                conditioning = net.condition(steps, cond)
-            for k, (t, inv_sqrt_a, sqrt_1ma, sqrt_a_prev, sqrt_1ma_prev) in enumerate(
+                conditioning = net.condition(self._ddim_steps, cond)
+            for k, (inv_sqrt_a, sqrt_1ma, sqrt_a_prev, sqrt_1ma_prev) in enumerate(
                 self._ddim_coefs
             ):
                 if mlp:
                     eps = net.forward_conditioned(x, conditioning[k])
                 else:
-                    eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
+                    eps = net(x, self._ddim_steps[k].expand(cond.shape[0]), cond)
                 if self.config.clip_sample:
                     x0 = torch.sub(x, eps, alpha=sqrt_1ma).mul_(inv_sqrt_a).clamp_(-1.0, 1.0)
                     x = torch.add(x0.mul_(sqrt_a_prev), eps, alpha=sqrt_1ma_prev)
