@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Literal
 
 import torch
+from torch.optim.optimizer import ParamsT
 
 MatmulPrecision = Literal["highest", "high", "medium"]
 
@@ -72,7 +73,7 @@ def matmul_precision(precision: MatmulPrecision) -> Iterator[None]:
         torch.set_float32_matmul_precision(previous)
 
 
-def adam(params, lr: float) -> torch.optim.Adam:  # noqa: ANN001 (torch's ParamsT)
+def adam(params: ParamsT, lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel (one pass over all parameters) on CPU and CUDA."""
     return torch.optim.Adam(params, lr=lr, fused=True)
 
