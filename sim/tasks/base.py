@@ -103,8 +103,8 @@ class ManipulationEnv(VecEnv):
         self.backend_name = backend
         self.decimation = round(1.0 / (self.control_hz * self.physics_timestep))
         self._index_model(self.backend.model)
-        self.action_dim = 4 if controller == "ee_delta" else 8
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (self.action_dim,), np.float32)
+        action_dim = 4 if controller == "ee_delta" else 8
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (action_dim,), np.float32)
         self._generator = torch.Generator().manual_seed(0 if seed is None else seed)
         self._t = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._ep_return = torch.zeros(num_envs, device=self.device)
