@@ -1,0 +1,1 @@
+"""Adapters that turn other env APIs into the project's ``VecEnv`` contract."""
