@@ -20,7 +20,8 @@ from robot_rl.data import write_robomimic
 from robot_rl.errors import ConfigError
 from robot_rl.rollout import run_episodes
 from robot_rl.train.common import check_output
-from sim.experts import make_expert
+from sim.expert_registry import make_expert
+from sim.vec_env import env_kwargs_of
 
 
 @dataclass
@@ -28,7 +29,8 @@ class DemosConfig:
     """Generate scripted demonstrations for a task."""
 
     task: str = "push"
-    """Task name (reach, push, lift, push_obstacle)."""
+    """Env spec with a scripted expert: a built-in task (reach, push, lift, push_obstacle),
+    point, or any env whose name has a registered expert."""
     episodes: int = 100
     """Episodes to write."""
     out: Path = Path("data/push_expert.hdf5")
@@ -43,10 +45,10 @@ class DemosConfig:
     """Keep successful episodes only (collects until ``episodes`` successes)."""
     num_envs: int = 16
     """Parallel envs."""
-    controller: str = "ee_delta"
-    """Action space: ee_delta or joint_delta."""
-    reward_type: str = "sparse"
-    """Reward stored in the file: sparse (1 on success) or dense (shaped)."""
+    controller: str | None = None
+    """Built-in tasks: action space ee_delta (the task default) or joint_delta."""
+    reward_type: str | None = None
+    """Reward stored in the file: sparse (1 on success, the default) or dense (shaped)."""
     seed: int = 0
     """Seed for resets, noise and demonstrator draws."""
     overwrite: bool = False
@@ -70,14 +72,19 @@ def generate_demos(cfg: DemosConfig, progress: bool = True) -> DemosReport:
         raise ConfigError(f"--episodes must be >= 1, got {cfg.episodes}")
     if not 0.0 <= cfg.expert_fraction <= 1.0:
         raise ConfigError(f"--expert-fraction must be in [0, 1], got {cfg.expert_fraction}")
-    env = sim.make(
+    # Only options that were set go to the env, so envs without them still work.
+    options = {"controller": cfg.controller, "reward_type": cfg.reward_type}
+    env = sim.make_env(
         cfg.task,
         num_envs=min(cfg.num_envs, cfg.episodes),
         seed=cfg.seed,
-        controller=cfg.controller,
-        reward_type=cfg.reward_type,
+        **{k: v for k, v in options.items() if v is not None},
     )
     expert = make_expert(env, noise_std=cfg.noise_std, seed=cfg.seed)
+    per_episode = hasattr(expert, "set_episode_params")
+    if cfg.quality == "mixed" and not per_episode:
+        raise ConfigError(f"--quality mixed needs an expert with set_episode_params; "
+                          f"{type(expert).__name__} has none")  # fmt: skip
     quality = torch.zeros(env.num_envs, dtype=torch.long)  # 0 expert, 1 noisy, 2 failing
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     names = ("expert", "noisy", "failing")
@@ -96,7 +103,8 @@ def generate_demos(cfg: DemosConfig, progress: bool = True) -> DemosReport:
             radius = 0.05 + 0.03 * torch.rand(k, generator=gen)
             miss = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], 1)
             offset[:, :2] = torch.where((q == 2)[:, None], miss, torch.zeros_like(miss))
-        expert.set_episode_params(env_ids, noise.to(env.device), offset.to(env.device))
+        if per_episode:
+            expert.set_episode_params(env_ids, noise.to(env.device), offset.to(env.device))
 
     kept: list[dict] = []
     attempts = 0
@@ -129,7 +137,7 @@ def generate_demos(cfg: DemosConfig, progress: bool = True) -> DemosReport:
     env_args = {
         "env_name": cfg.task,
         "env_type": "robot_rl",
-        "env_kwargs": env.env_kwargs,
+        "env_kwargs": env_kwargs_of(env),
         "generator": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
     }
     write_robomimic(cfg.out, kept, env_args, overwrite=cfg.overwrite, seed=cfg.seed)

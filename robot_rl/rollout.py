@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sim.vec_env import Obs, VecEnv
+from sim.vec_env import EpisodeStats, Obs, VecEnv
 
 ActFn = Callable[[Obs], torch.Tensor]
 
@@ -86,12 +86,15 @@ def run_episodes(
     if reset_policy is not None:
         reset_policy(all_ids)
     traj: list[dict[str, list]] = [_empty_traj() for _ in range(n)] if record else []
+    stats = EpisodeStats(n, env.device)
+    get_state = getattr(env, "get_state", None) if record else None
     bar = tqdm(total=num_episodes, desc=desc, disable=not progress, leave=False)
     while bool((finished < quota).any()):
-        states = env.get_state() if record else None
+        states = get_state() if get_state is not None else None
         with torch.no_grad():
             action = act(obs)
         next_obs, reward, terminated, truncated, info = env.step(action)
+        returns, lengths = stats.update(reward, terminated | truncated)
         done = (terminated | truncated).cpu()
         if record:
             _append(traj, obs, action, reward, terminated, info["final_obs"], states)
@@ -102,8 +105,8 @@ def run_episodes(
                 continue
             finished[i] += 1
             result.success.append(bool(info["success"][i]))
-            result.returns.append(float(info["episode_return"][i]))
-            result.lengths.append(int(info["episode_length"][i]))
+            result.returns.append(float(returns[i]))
+            result.lengths.append(int(lengths[i]))
             if record:
                 episode = _finish(traj[i])
                 episode["attrs"] = {"success": result.success[-1]}
@@ -147,7 +150,7 @@ def _append(
         t["rewards"].append(rew_np[i])
         t["dones"].append(term_np[i])
         if states is not None:
-            t["states"].append(states[i].numpy())
+            t["states"].append(states[i].cpu().numpy())
 
 
 def _finish(t: dict[str, list]) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from sim.errors import SimError
 from sim.tasks.base import ManipulationEnv
 from sim.tasks.cube import CUBE_HALF
 from sim.vec_env import Obs
@@ -123,18 +122,8 @@ class LiftExpert(ScriptedExpert):
         return target, grip
 
 
-from sim.experts_multimodal import PushObstacleExpert  # noqa: E402 - subclasses PushExpert
-
-EXPERTS: dict[str, type[ScriptedExpert]] = {
-    "reach": ReachExpert,
-    "push": PushExpert,
-    "lift": LiftExpert,
-    "push_obstacle": PushObstacleExpert,
-}
-
-
 def make_expert(env: ManipulationEnv, noise_std: float = 0.0, seed: int = 0) -> ScriptedExpert:
-    """The scripted expert for ``env``'s task."""
-    if env.name not in EXPERTS:
-        raise SimError(f"no scripted expert for task {env.name!r}; have {sorted(EXPERTS)}")
-    return EXPERTS[env.name](env, noise_std=noise_std, seed=seed)
+    """The scripted expert registered for ``env``'s name (see :mod:`sim.expert_registry`)."""
+    from sim.expert_registry import make_expert as _make
+
+    return _make(env, noise_std=noise_std, seed=seed)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from robot_rl.data.replay import ReplayBuffer
-from sim.vec_env import Obs, VecEnv
+from sim.vec_env import EpisodeStats, Obs, VecEnv
 
 ActFn = Callable[[Obs], Tensor]
 """Batch of observations -> env actions [N, A] in [-1, 1]."""
@@ -30,6 +30,7 @@ class Collector:
         self.buffer = buffer
         self.obs = env.reset(seed=seed)
         self.env_steps = 0
+        self._episode = EpisodeStats(env.num_envs, env.device)
         """Transitions collected so far (num_envs per vector step)."""
         zero = torch.zeros((), device=env.device)
         self._episodes = zero.clone()
@@ -44,11 +45,12 @@ class Collector:
             action = act(self.obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.buffer.add(self.obs, action, reward, info["final_obs"], terminated)
+            ep_return, ep_length = self._episode.update(reward, terminated | truncated)
             done = (terminated | truncated).float()
             self._episodes += done.sum()
             self._successes += (done * info["success"].float()).sum()
-            self._returns += (done * info["episode_return"].float()).sum()
-            self._lengths += (done * info["episode_length"].float()).sum()
+            self._returns += (done * ep_return).sum()
+            self._lengths += (done * ep_length.float()).sum()
             self.obs = next_obs
             self.env_steps += self.env.num_envs
 
