@@ -1,0 +1,72 @@
+"""Recording from a non-MuJoCo VecEnv (the pure-torch point env) into robomimic HDF5."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robot_rl.data import Normalizer, read_robomimic
+from robot_rl.demos import DemosConfig, generate_demos
+from robot_rl.errors import ConfigError
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+from robot_rl.record import RecordConfig, run_record
+
+
+def test_record_expert_reads_back(tmp_path: Path) -> None:
+    out = tmp_path / "point.hdf5"
+    report = run_record(RecordConfig(env="point", out=out, episodes=10, num_envs=4), progress=False)
+    assert report.episodes == 10 and report.success_rate == 1.0
+    data = read_robomimic(out)
+    assert data.num_episodes == 10 and data.obs_keys == ["goal", "pos"] and data.action_dim == 2
+    assert data.env_args["env_name"] == "point"
+    assert data.env_args["env_kwargs"] == {"horizon": 40, "reward_type": "sparse"}
+    ep = data.episode(0)
+    # The expert heads straight at the goal: each action is (goal - pos) / 0.1, clipped.
+    expected = ((ep["obs"]["goal"] - ep["obs"]["pos"]) / 0.1).clamp(-1, 1)
+    torch.testing.assert_close(ep["actions"], expected)
+    # next_obs is pos + 0.1 * action (final step included, taken from final_obs).
+    torch.testing.assert_close(ep["next_obs"]["pos"], ep["obs"]["pos"] + 0.1 * ep["actions"])
+    assert ep["rewards"][-1] == 1.0 and ep["rewards"][:-1].sum() == 0.0
+    import h5py
+
+    with h5py.File(out) as f:  # states from the optional get_state hook: [pos, goal]
+        states = np.asarray(f["data/demo_0/states"])
+        obs_pos = np.asarray(f["data/demo_0/obs/pos"])
+    np.testing.assert_allclose(states[:, :2], obs_pos)
+
+
+def test_record_with_policy_and_checks_fit(tmp_path: Path) -> None:
+    data_path = tmp_path / "demos.hdf5"
+    generate_demos(DemosConfig(task="point", episodes=4, out=data_path, num_envs=2), progress=False)
+    data = read_robomimic(data_path)
+    cfg = GaussianPolicyConfig(["goal", "pos"], 4, 2, hidden_dims=[8])
+    policy_dir = tmp_path / "policy"
+    GaussianPolicy(cfg, Normalizer.fit(data, ["goal", "pos"]), {"env_name": "point"}).save(
+        policy_dir
+    )
+    out = tmp_path / "rec.hdf5"
+    report = run_record(
+        RecordConfig(env="point", out=out, episodes=3, num_envs=3, policy=policy_dir,
+                     env_kwargs='{"horizon": 5}'),
+        progress=False,
+    )  # fmt: skip
+    assert report.episodes == 3 and read_robomimic(out).env_args["env_kwargs"]["horizon"] == 5
+    with pytest.raises(
+        ConfigError, match=r"reads observations \['pos'\] that env 'push' does not provide"
+    ):
+        run_record(RecordConfig(env="push", out=tmp_path / "x.hdf5", episodes=1,
+                                policy=policy_dir), progress=False)  # fmt: skip
+    with pytest.raises(ConfigError, match="must be a JSON object"):
+        run_record(RecordConfig(env="point", out=tmp_path / "y.hdf5", env_kwargs="[1]"))
+
+
+def test_demos_reject_options_env_lacks(tmp_path: Path) -> None:
+    from sim.errors import EnvSpecError
+
+    with pytest.raises(EnvSpecError, match="env 'point' takes no option 'controller'"):
+        generate_demos(DemosConfig(task="point", out=tmp_path / "p.hdf5", controller="ee_delta"))
+    with pytest.raises(ConfigError, match="--quality mixed needs an expert"):
+        generate_demos(DemosConfig(task="point", out=tmp_path / "p.hdf5", quality="mixed"))
