@@ -144,7 +144,7 @@ def test_nan_actions(tmp_path: Path, push_demos: Path, capsys: pytest.CaptureFix
 
 def test_unknown_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out = _run(["demos", "--task", "stack", "--out", str(tmp_path / "x.hdf5")], capsys)
-    assert code == 2 and "unknown task 'stack'" in out
+    assert code == 2 and "unknown env 'stack'" in out
     assert not (tmp_path / "x.hdf5").exists()
     code, out = _run(["train", "ppo"], capsys)
     assert code == 2 and "'ppo'" in out
