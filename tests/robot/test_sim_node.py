@@ -47,3 +47,10 @@ def test_lockstep_joint_commands_move_the_sim_robot() -> None:
     assert pose is not None
     cube = robot.env.cube_pos[0].tolist()
     assert [pose.pose.position.x, pose.pose.position.y, pose.pose.position.z] == pytest.approx(cube)
+
+
+def test_robot_cli_rejects_unknown_verb_and_runs_sim_node() -> None:
+    from robot_rl.cli import main
+
+    assert main(["robot", "bogus"]) == 2
+    assert main(["robot", "sim", "--domain-id", str(DOMAIN), "--idle-timeout-s", "0.2"]) == 0
