@@ -187,12 +187,19 @@ def cmd_finetune(argv: list[str]) -> None:
     console.print(_results_table(f"finetune {cfg.algo} {cfg.task} → {cfg.out}", summary))
 
 
+def cmd_robot(argv: list[str]) -> None:
+    from robot_rl.robot.cli import main as robot_main
+
+    robot_main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "demos": cmd_demos,
     "train": cmd_train,
     "eval": cmd_eval,
     "quickstart": cmd_quickstart,
     "finetune": cmd_finetune,
+    "robot": cmd_robot,
 }
 
 
