@@ -67,3 +67,30 @@ def test_presets():
     p = EXPOConfig.paper()
     assert (p.num_base_samples, p.num_edits, p.beta, p.utd) == (8, 8, 0.05, 20)
     assert p.critic_hidden_dims == (256, 256, 256) and p.target_entropy_per_dim == -0.5
+
+
+def test_base_policy_gets_no_critic_gradient_and_chunked_update_runs():
+    from robot_rl.algos.expo import EXPO
+    from robot_rl.data.normalizer import Normalizer
+    from robot_rl.policies import DiffusionPolicy, DiffusionPolicyConfig
+    from robot_rl.policies.critic import make_target
+
+    torch.manual_seed(0)
+    ident = {"obs.x": (torch.ones(3), torch.zeros(3)), "action": (torch.ones(2), torch.zeros(2))}
+    cfg = DiffusionPolicyConfig(["x"], 3, 2, horizon=4, n_action_steps=2, hidden_dim=16)
+    base = DiffusionPolicy(cfg, Normalizer(ident), {"env_name": "push"})
+    ta, b, n = 2, 8, 3
+    critic = CriticEnsemble(CriticConfig(6, 2 * ta, num_critics=4, hidden_dims=[16]))
+    agent = EXPO(critic, make_target(critic), EditPolicy(6, 2 * ta, 0.05, (16,)), EXPOConfig(), ta)
+    obs = {"x": torch.randn(b, 2, 3)}
+    # All B * N candidates in one batched denoising call.
+    chunks = base.sample(obs, n, normalized=True)[:, :, 1 : 1 + ta].flatten(2)
+    assert chunks.shape == (b, n, 2 * ta)
+    flat = base.obs_history(obs)
+    before = [p.clone() for p in critic.parameters()]
+    agent.critic_step(flat, chunks[:, 0], torch.ones(b), torch.ones(b), flat, chunks)
+    agent.edit_step(flat, chunks[:, 0])
+    assert all(p.grad is None for p in base.parameters())
+    assert any(not torch.equal(p, q) for p, q in zip(before, critic.parameters(), strict=True))
+    base.loss({"obs": obs, "actions": torch.rand(b, 4, 2)}).backward()  # imitation only
+    assert all(p.grad is not None for p in base.denoiser.parameters())
