@@ -49,8 +49,7 @@ def save_policy_dir(
         CheckpointError: the config is not JSON-serializable or a name or tensor is invalid.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
+    check_output(path, overwrite)
     if path.exists() and not path.is_dir():
         raise CheckpointError(f"{path} exists and is not a directory")
     try:
@@ -161,3 +160,9 @@ def _cpu_contiguous(tensors: dict[str, Tensor], path: Path, file_name: str) -> d
         # Cloning drops shared storage (tied weights, views), which safetensors refuses.
         out[key] = value.detach().to("cpu").clone(memory_format=torch.contiguous_format)
     return out
+
+
+def check_output(path: Path, overwrite: bool) -> None:
+    """Fail before any work if ``path`` exists and may not be replaced."""
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")

@@ -78,6 +78,12 @@ def cmd_demos(argv: list[str]) -> None:
 
 def cmd_train(argv: list[str]) -> None:
     trainers = _trainers()
+    if argv and argv[0] in ("-h", "--help"):
+        console.print("usage: robot-rl train <algorithm> [--help]\n\nalgorithms:", highlight=False)
+        for name, (config_cls, _) in trainers.items():
+            doc = (config_cls.__doc__ or "").strip().splitlines()[0]
+            console.print(f"  {name:<10} {doc}", highlight=False, soft_wrap=True)
+        return
     if not argv or argv[0] not in trainers:
         given = argv[0] if argv else "nothing"
         raise RobotRLError(
@@ -122,9 +128,9 @@ class QuickstartConfig:
 
 def cmd_quickstart(argv: list[str]) -> None:
     from robot_rl.algos.bc import BCConfig, train_bc
+    from robot_rl.checkpoint import check_output
     from robot_rl.demos import DemosConfig, generate_demos
-    from robot_rl.evaluate import evaluate, write_json
-    from robot_rl.train.common import check_output
+    from robot_rl.evaluate import evaluate, policy_env, write_json
 
     cfg = tyro.cli(QuickstartConfig, args=argv, prog="robot-rl quickstart")
     data = cfg.workdir / f"{cfg.task}_expert.hdf5"
@@ -165,7 +171,11 @@ def cmd_quickstart(argv: list[str]) -> None:
 
     console.rule("3/3 evaluation")
     t0 = time.perf_counter()
-    result = evaluate(policy, cfg.eval_episodes, cfg.num_envs, seed=1000, progress=True)
+    env = policy_env(policy, min(cfg.num_envs, cfg.eval_episodes), seed=1000)
+    try:
+        result = evaluate(policy, env, cfg.eval_episodes, seed=1000, progress=True)
+    finally:
+        env.close()
     times["eval"] = time.perf_counter() - t0
     times["total"] = time.perf_counter() - start
     report = {
@@ -187,6 +197,20 @@ def cmd_finetune(argv: list[str]) -> None:
     console.print(_results_table(f"finetune {cfg.algo} {cfg.task} → {cfg.out}", summary))
 
 
+def cmd_record(argv: list[str]) -> None:
+    from robot_rl.record import RecordConfig, run_record
+
+    cfg = tyro.cli(RecordConfig, args=argv, prog="robot-rl record")
+    start = time.perf_counter()
+    report = run_record(cfg)
+    rows: dict[str, Any] = {
+        "episodes written": report.episodes,
+        "success rate": report.success_rate,
+        "wall time (s)": time.perf_counter() - start,
+    }
+    console.print(_results_table(f"record {cfg.env} → {cfg.out}", rows))
+
+
 def cmd_robot(argv: list[str]) -> None:
     from robot_rl.robot.cli import main as robot_main
 
@@ -195,23 +219,66 @@ def cmd_robot(argv: list[str]) -> None:
 
 COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "demos": cmd_demos,
+    "record": cmd_record,
     "train": cmd_train,
     "eval": cmd_eval,
     "quickstart": cmd_quickstart,
     "finetune": cmd_finetune,
     "robot": cmd_robot,
 }
+DESCRIPTIONS = {
+    "demos": "scripted-expert demonstrations for a built-in task, into robomimic-layout HDF5",
+    "record": "record episodes from any env (registry spec) with a policy or expert, into HDF5",
+    "train": "offline training on a robomimic-layout file: bc | diffusion | iql | calql",
+    "eval": "roll a policy directory out in its env and write eval.json",
+    "quickstart": "demos -> BC -> eval on a built-in task, end to end",
+    "finetune": "online fine-tuning (sac | rlpd | wsrl) on a VecEnv",
+    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim",
+}
+DEFAULT_THREADS = 1
+"""torch intra-op threads unless ``--threads`` says otherwise. On a shared, loaded machine
+torch's default pool (one thread per core) collapses; one thread never does."""
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: robot-rl [--threads N] <command> [--help]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {DESCRIPTIONS[name]}" for name in COMMANDS]
+    lines += ["", f"--threads N  torch threads for the command (default {DEFAULT_THREADS})"]
+    return "\n".join(lines)
+
+
+def _pop_threads(argv: list[str]) -> int:
+    """Remove ``--threads N`` / ``--threads=N`` from anywhere in argv and return N."""
+    threads = DEFAULT_THREADS
+    for i, arg in enumerate(list(argv)):
+        if arg == "--threads" or arg.startswith("--threads="):
+            value = (
+                arg.partition("=")[2] if "=" in arg else (argv[i + 1] if i + 1 < len(argv) else "")
+            )
+            del argv[i : i + (1 if "=" in arg else 2)]
+            if not value.isdigit() or int(value) < 1:
+                raise RobotRLError(f"--threads needs a positive integer, got {value!r}")
+            threads = int(value)
+            break
+    return threads
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``robot-rl`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        threads = _pop_threads(argv)
+    except RobotRLError as e:
+        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        return 2
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         if argv and argv[0] not in ("-h", "--help"):
             console.print(f"[red]error:[/red] unknown command {argv[0]!r}")
-        console.print(f"usage: robot-rl {{{','.join(COMMANDS)}}} [--help]")
+        console.print(_usage(), highlight=False, soft_wrap=True)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     tune_allocator()
+    torch.set_num_threads(threads)
     try:
         COMMANDS[argv[0]](argv[1:])
     except (RobotRLError, SimError) as e:

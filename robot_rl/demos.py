@@ -16,10 +16,10 @@ from typing import Literal
 import torch
 
 import sim
+from robot_rl.checkpoint import check_output
 from robot_rl.data import write_robomimic
 from robot_rl.errors import ConfigError
 from robot_rl.rollout import run_episodes
-from robot_rl.train.common import check_output
 from sim.expert_registry import make_expert
 from sim.vec_env import env_kwargs_of
 

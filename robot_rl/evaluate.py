@@ -1,4 +1,4 @@
-"""Evaluate a saved policy in its simulation task."""
+"""Evaluate a policy in any ``VecEnv``; check that a policy or dataset spec fits an env."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 import sim
+from robot_rl.checkpoint import check_output
 from robot_rl.errors import ConfigError
 from robot_rl.policies import Policy, load_policy
 from robot_rl.rollout import RolloutResult, run_episodes
-from robot_rl.train.common import check_output
+from sim.vec_env import VecEnv, check_vec_env, env_name
 
 
 @dataclass
@@ -40,38 +41,54 @@ class EvalConfig:
     """Replace an existing results file."""
 
 
+def policy_env(policy: Policy, num_envs: int, seed: int | None = None) -> VecEnv:
+    """Build the env a policy recorded (``env_info``) through the env registry."""
+    name = policy.env_info.get("env_name")
+    if not name:
+        raise ConfigError("the policy records no env (env_info.env_name); pass an env spec")
+    env_kwargs = dict(policy.env_info.get("env_kwargs", {}))
+    return sim.make_env(name, num_envs=num_envs, seed=seed, **env_kwargs)
+
+
 def evaluate(
     policy: Policy,
+    env: VecEnv,
     episodes: int = 50,
-    num_envs: int = 8,
     seed: int = 1000,
     deterministic: bool = True,
     progress: bool = False,
 ) -> RolloutResult:
-    """Run ``episodes`` episodes of the policy in the task it was trained for."""
-    if episodes < 1 or num_envs < 1:
-        raise ConfigError(f"episodes and num_envs must be >= 1, got {episodes}, {num_envs}")
-    env_name = policy.env_info.get("env_name")
-    env_kwargs = dict(policy.env_info.get("env_kwargs", {}))
-    env = sim.make(env_name, num_envs=min(num_envs, episodes), seed=seed, **env_kwargs)
-    _check_policy_fits(policy, env)
+    """Run ``episodes`` episodes of the policy in ``env`` (the caller owns and closes it)."""
+    if episodes < 1:
+        raise ConfigError(f"episodes must be >= 1, got {episodes}")
+    check_vec_env(env, step=False)
+    obs_dims = {
+        k: tuple(env.observation_space.spaces[k].shape)
+        for k in policy.obs_keys
+        if k in env.observation_space.spaces
+    }
+    missing = [k for k in policy.obs_keys if k not in env.observation_space.spaces]
+    if missing:
+        raise ConfigError(
+            f"policy reads observations {missing} that env {env_name(env)!r} does not provide"
+        )
+    action_dim = getattr(policy.config, "action_dim", env.action_dim)
+    check_spec_fits_env(obs_dims, action_dim, env, "policy")
     policy.eval()
 
     def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
         obs = {k: v.to(policy.device) for k, v in obs.items()}
         return policy.act(obs, deterministic=deterministic).to(env.device)
 
-    result = run_episodes(
+    return run_episodes(
         env,
         act,
         episodes,
         seed=seed,
         reset_policy=policy.reset,
         progress=progress,
-        desc=f"eval {env_name}",
+        desc=f"eval {env_name(env)}",
     )
-    env.close()
-    return result
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
@@ -79,7 +96,11 @@ def run_eval(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     out = cfg.out or cfg.policy / "eval.json"
     check_output(out, cfg.overwrite)
     policy = load_policy(cfg.policy, device=cfg.device)
-    result = evaluate(policy, cfg.episodes, cfg.num_envs, cfg.seed, cfg.deterministic, progress)
+    env = policy_env(policy, min(cfg.num_envs, cfg.episodes), cfg.seed)
+    try:
+        result = evaluate(policy, env, cfg.episodes, cfg.seed, cfg.deterministic, progress)
+    finally:
+        env.close()
     report = {
         "policy": str(cfg.policy),
         "task": policy.env_info.get("env_name"),
@@ -101,16 +122,27 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _check_policy_fits(policy: Policy, env: sim.ManipulationEnv) -> None:
-    spaces = env.observation_space.spaces
-    missing = [k for k in policy.obs_keys if k not in spaces]
-    if missing:
-        raise ConfigError(
-            f"policy reads observations {missing} that task {env.name!r} does not provide"
-        )
-    action_dim = getattr(policy.config, "action_dim", env.action_dim)
+def check_spec_fits_env(
+    obs_dims: dict[str, tuple[int, ...]], action_dim: int, env: VecEnv, what: str
+) -> None:
+    """Raise :class:`ConfigError` when ``what``'s observation keys or action size do not fit ``env``.
+
+    ``what`` names the source in the message (a dataset or policy path).
+    """
+    name = env_name(env)
     if action_dim != env.action_dim:
         raise ConfigError(
-            f"policy outputs {action_dim}-dim actions but task {env.name!r} "
-            f"({env.controller}) takes {env.action_dim}"
+            f"{what}: actions have {action_dim} dims but env {name!r} takes {env.action_dim}"
         )
+    for key, shape in obs_dims.items():
+        space = env.observation_space.spaces.get(key)
+        if space is None:
+            raise ConfigError(
+                f"{what}: observation {key!r} does not exist in env {name!r} "
+                f"(it has {sorted(env.observation_space.spaces)})"
+            )
+        if tuple(space.shape) != tuple(shape):
+            raise ConfigError(
+                f"{what}: observation {key!r} has shape {tuple(shape)} but env {name!r} "
+                f"gives {tuple(space.shape)}"
+            )

@@ -114,8 +114,12 @@ def test_dataset_shape_mismatch(
         env_args = json.loads(f["data"].attrs["env_args"])
         env_args["env_name"] = "reach"
         f["data"].attrs["env_args"] = json.dumps(env_args)
-    code, out = _run(["train", "bc", "--dataset", str(data), "--out", str(tmp_path / "p")], capsys)
+    # Offline training builds no env; the mismatch is caught when the policy meets its env.
+    train = ["train", "bc", "--dataset", str(data), "--out", str(tmp_path / "p"), "--steps", "5"]
+    assert _run(train, capsys)[0] == 0
+    code, out = _run(["eval", "--policy", str(tmp_path / "p"), "--episodes", "2"], capsys)
     assert code == 2 and "object" in out and "reach" in out
+    assert not (tmp_path / "p" / "eval.json").exists()
 
 
 def test_action_dim_mismatch(
@@ -127,7 +131,9 @@ def test_action_dim_mismatch(
         env_args = json.loads(f["data"].attrs["env_args"])
         env_args["env_kwargs"]["controller"] = "joint_delta"
         f["data"].attrs["env_args"] = json.dumps(env_args)
-    code, out = _run(["train", "bc", "--dataset", str(data), "--out", str(tmp_path / "p")], capsys)
+    train = ["train", "bc", "--dataset", str(data), "--out", str(tmp_path / "p"), "--steps", "5"]
+    assert _run(train, capsys)[0] == 0
+    code, out = _run(["eval", "--policy", str(tmp_path / "p"), "--episodes", "2"], capsys)
     assert code == 2 and "4 dims" in out and "takes 8" in out
 
 
@@ -211,3 +217,30 @@ def test_mixed_quality_demos(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         success = [bool(f[f"data/{d}"].attrs["success"]) for d in f["data"]]
     assert {"expert", "noisy", "failing"} <= set(qualities)
     assert 0 < sum(success) < len(success)
+
+
+def test_help_lists_verbs_and_algorithms(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = _run(["--help"], capsys)
+    assert code == 0
+    for verb in ("demos", "record", "train", "eval", "finetune", "robot"):
+        assert any(line.strip().startswith(verb + " ") for line in out.splitlines()), verb
+    code, out = _run(["train", "--help"], capsys)
+    assert code == 0 and "diffusion" in out and "Cal-QL" in out
+
+
+def test_threads_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        out = tmp_path / "p.hdf5"
+        args = ["record", "--env", "point", "--episodes", "2", "--out", str(out), "--threads", "1"]
+        code, text = _run(args, capsys)
+        assert code == 0 and out.exists(), text
+        assert torch.get_num_threads() == 1
+        code, text = _run(["--threads", "0", "eval", "--policy", str(tmp_path)], capsys)
+        assert code == 2 and "--threads" in text and len(text.strip().splitlines()) == 1
+    finally:
+        torch.set_num_threads(before)

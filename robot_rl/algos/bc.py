@@ -7,17 +7,17 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import trange
 
-from robot_rl.data import Normalizer
-from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
-from robot_rl.train.common import (
+from robot_rl.algos.common import (
     OfflineTrainConfig,
-    check_output,
     config_json,
     load_task_dataset,
     make_writer,
     seed_everything,
     with_matmul_precision,
 )
+from robot_rl.checkpoint import check_output
+from robot_rl.data import Normalizer
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 
 
 @dataclass

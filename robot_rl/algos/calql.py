@@ -23,6 +23,16 @@ import torch
 from torch import Tensor
 from tqdm import trange
 
+from robot_rl.algos.common import (
+    OfflineTrainConfig,
+    build_actor_critic,
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+    with_matmul_precision,
+)
+from robot_rl.checkpoint import check_output
 from robot_rl.data.returns import mc_returns
 from robot_rl.errors import ConfigError
 from robot_rl.perf import adam
@@ -32,16 +42,6 @@ from robot_rl.policies.critic import (
     polyak_update,
 )
 from robot_rl.policies.gaussian import GaussianPolicy
-from robot_rl.train.common import (
-    OfflineTrainConfig,
-    build_actor_critic,
-    check_output,
-    config_json,
-    load_task_dataset,
-    make_writer,
-    seed_everything,
-    with_matmul_precision,
-)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # One run <= 10 minutes on one CPU thread: narrow critics, one CQL sample per kind.

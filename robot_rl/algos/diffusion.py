@@ -15,18 +15,18 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from torch import optim
 from tqdm import trange
 
-from robot_rl.data import Normalizer
-from robot_rl.errors import ConfigError
-from robot_rl.policies.diffusion import DiffusionPolicy, DiffusionPolicyConfig
-from robot_rl.train.common import (
+from robot_rl.algos.common import (
     OfflineTrainConfig,
-    check_output,
     config_json,
     load_task_dataset,
     make_writer,
     seed_everything,
     with_matmul_precision,
 )
+from robot_rl.checkpoint import check_output
+from robot_rl.data import Normalizer
+from robot_rl.errors import ConfigError
+from robot_rl.policies.diffusion import DiffusionPolicy, DiffusionPolicyConfig
 
 SCALES: dict[str, dict[str, Any]] = {
     # The bundled tasks' episodes are 15-60 steps at 20 Hz with a 3 cm/step arm: an 8-step

@@ -23,7 +23,16 @@ import torch
 from torch import Tensor
 from tqdm import trange
 
-from robot_rl.checkpoint import load_extra, read_config
+from robot_rl.algos.common import (
+    OfflineTrainConfig,
+    build_actor_critic,
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+    with_matmul_precision,
+)
+from robot_rl.checkpoint import check_output, load_extra, read_config
 from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.perf import adam
 from robot_rl.policies.critic import (
@@ -33,16 +42,6 @@ from robot_rl.policies.critic import (
 )
 from robot_rl.policies.gaussian import GaussianPolicy
 from robot_rl.policies.modules import mlp
-from robot_rl.train.common import (
-    OfflineTrainConfig,
-    build_actor_critic,
-    check_output,
-    config_json,
-    load_task_dataset,
-    make_writer,
-    seed_everything,
-    with_matmul_precision,
-)
 
 PRESETS: dict[str, dict[str, Any]] = {
     # One run <= 10 minutes on one CPU thread (15k steps: 2.6 min on an idle core). The actor

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -18,9 +18,11 @@ from torch import nn
 from robot_rl.checkpoint import save_policy_dir
 from robot_rl.data.normalizer import Normalizer
 from robot_rl.errors import CheckpointError
-from sim.vec_env import Obs
 
 FORMAT_VERSION = 1
+
+if TYPE_CHECKING:
+    from sim.vec_env import Obs
 
 
 class Policy(nn.Module):

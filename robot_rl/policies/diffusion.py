@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler
 from torch import nn
 
 from robot_rl.data.normalizer import Normalizer
 from robot_rl.errors import ConfigError
 from robot_rl.policies.base import Policy
 from robot_rl.policies.denoisers import ConditionalUnet1D, MLPResNetDenoiser, unet_downsampling
-from sim.vec_env import Obs
 
 DENOISERS = ("mlp", "unet")
 INFERENCE_SCHEDULERS = ("ddim", "ddpm")
+
+if TYPE_CHECKING:
+    from sim.vec_env import Obs
 
 
 @dataclass
@@ -138,6 +139,10 @@ class DiffusionPolicy(Policy):
                 config.step_embed_dim,
             )
         self.ema_denoiser = copy.deepcopy(self.denoiser).requires_grad_(False)
+        # diffusers is imported here, not at module level, so loading a Gaussian policy (e.g. on
+        # a robot controller) never loads it.
+        from diffusers import DDIMScheduler, DDPMScheduler
+
         self.noise_scheduler = DDPMScheduler(
             num_train_timesteps=config.num_train_timesteps,
             beta_schedule=config.beta_schedule,
@@ -147,7 +152,8 @@ class DiffusionPolicy(Policy):
         sampler_cls = DDIMScheduler if config.inference_scheduler == "ddim" else DDPMScheduler
         self.sampler = sampler_cls.from_config(self.noise_scheduler.config)
         self.sampler.set_timesteps(config.num_inference_steps)
-        if isinstance(self.sampler, DDIMScheduler):
+        self._ddim = isinstance(self.sampler, DDIMScheduler)
+        if self._ddim:
             # Per step (1/sqrt(a), sqrt(1-a), sqrt(a_prev), sqrt(1-a_prev)) with a the alpha_bar
             # of the step and a_prev the one it steps to, as DDIMScheduler.step computes them.
             acp = self.sampler.alphas_cumprod.tolist()
@@ -215,7 +221,7 @@ class DiffusionPolicy(Policy):
             (cond.shape[0], cfg.horizon, cfg.action_dim), generator=generator, device=cond.device
         )
         net = self.ema_denoiser
-        if isinstance(self.sampler, DDIMScheduler):
+        if self._ddim:
             # DDIM (eta 0) from the scheduler's own coefficients, without its per-step Python
             # overhead, which at batch 1 costs as much as the MLP forward.
             mlp = isinstance(net, MLPResNetDenoiser)

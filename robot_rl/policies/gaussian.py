@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -12,9 +12,11 @@ from torch import nn
 from robot_rl.data.normalizer import Normalizer
 from robot_rl.policies.base import Policy
 from robot_rl.policies.modules import mlp
-from sim.vec_env import Obs
 
 _ATANH_CLIP = 1.0 - 1e-4
+
+if TYPE_CHECKING:
+    from sim.vec_env import Obs
 
 
 @dataclass

@@ -22,13 +22,19 @@ from typing import Any, Literal
 
 import torch
 
-import sim
+from robot_rl.algos.common import (
+    config_json,
+    load_task_dataset,
+    make_writer,
+    seed_everything,
+    with_matmul_precision,
+)
 from robot_rl.algos.sac import SAC, SACConfig
 from robot_rl.checkpoint import CONFIG_FILE, load_extra
 from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
-from robot_rl.evaluate import evaluate
+from robot_rl.evaluate import evaluate, policy_env
 from robot_rl.perf import MatmulPrecision
 from robot_rl.policies import load_policy
 from robot_rl.policies.critic import (
@@ -41,14 +47,8 @@ from robot_rl.policies.critic import (
 )
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 from robot_rl.train.collector import Collector, random_actions
-from robot_rl.train.common import (
-    config_json,
-    load_task_dataset,
-    make_writer,
-    seed_everything,
-    with_matmul_precision,
-)
 from robot_rl.train.curves import write_curve
+from sim.vec_env import VecEnv, check_vec_env
 
 ALGOS = ("sac", "rlpd", "wsrl")
 
@@ -205,15 +205,33 @@ def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
 
 
 @with_matmul_precision
-def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) fine-tuning; returns the curve summary written to ``curve.json``."""
+def finetune(
+    cfg: FinetuneConfig,
+    env: VecEnv | None = None,
+    eval_env: VecEnv | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) fine-tuning on ``env``; returns the summary written to ``curve.json``.
+
+    ``env`` collects (``cfg.num_envs`` wide) and ``eval_env`` evaluates; either one left out is
+    built from the env spec the start policy records (``env_info``), through the env registry.
+    The loop closes only the envs it built.
+    """
     cfg = resolve(cfg)
     checkpoint = _prepare_out(cfg)
     generator = seed_everything(cfg.seed)
     learner = build_learner(cfg)
     policy = learner.policy
-    env_kwargs = dict(policy.env_info.get("env_kwargs", {}))
-    env = sim.make(cfg.task, num_envs=cfg.num_envs, seed=cfg.seed, **env_kwargs)
+    owned: list[VecEnv] = []
+    if env is None:
+        env = policy_env(policy, cfg.num_envs, cfg.seed)
+        owned.append(env)
+    if eval_env is None:
+        eval_env = policy_env(policy, min(cfg.eval_episodes, 25), cfg.eval_seed)
+        owned.append(eval_env)
+    check_vec_env(env)
+    if env.num_envs != cfg.num_envs:
+        raise ConfigError(f"env has {env.num_envs} envs but num_envs is {cfg.num_envs}")
     buffer = ReplayBuffer.for_space(
         cfg.env_steps + cfg.num_envs,
         env.observation_space,
@@ -241,7 +259,7 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
     start = time.perf_counter() - state["wall_s"]
 
     def run_eval() -> None:
-        result = evaluate(policy, cfg.eval_episodes, min(cfg.eval_episodes, 25), cfg.eval_seed)
+        result = evaluate(policy, eval_env, cfg.eval_episodes, cfg.eval_seed)
         summary = result.summary()
         row = {
             "env_steps": collector.env_steps,
@@ -263,36 +281,39 @@ def finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
         state["wall_s"] = time.perf_counter() - start
         _save_checkpoint(cfg, sac, buffer, generator, state)
 
-    if not state["curve"]:
-        run_eval()
-    explore = random_actions(cfg.num_envs, env.action_dim, generator)
-
-    def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
-        obs = {k: v.to(cfg.device) for k, v in obs.items()}
-        return policy.act(obs).to(env.device)
-
-    metrics: dict[str, torch.Tensor] = {}
-    while collector.env_steps < cfg.env_steps:
-        before = collector.env_steps
-        random_phase = cfg.warmup_steps <= before < learn_start
-        collector.collect(explore if random_phase else act)
-        if collector.env_steps > learn_start:
-            for _ in range(cfg.updates_per_collect):
-                batch = sampler.sample(cfg.utd * cfg.batch_size, generator)
-                update_actor = state["updates"] >= cfg.actor_delay_updates
-                metrics = sac.update(batch, update_actor=update_actor)
-                state["updates"] += 1
-        now = collector.env_steps
-        if now // cfg.log_every > before // cfg.log_every:
-            for name, value in {**metrics, **collector.pop_stats()}.items():
-                writer.add_scalar(name, float(value), now)
-            writer.add_scalar("train/updates", state["updates"], now)
-        if now // cfg.eval_every > before // cfg.eval_every or now >= cfg.env_steps:
+    try:
+        if not state["curve"]:
             run_eval()
-        if now // cfg.checkpoint_every > before // cfg.checkpoint_every or now >= cfg.env_steps:
-            save_checkpoint()
-    writer.close()
-    env.close()
+        explore = random_actions(cfg.num_envs, env.action_dim, generator)
+
+        def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+            obs = {k: v.to(cfg.device) for k, v in obs.items()}
+            return policy.act(obs).to(env.device)
+
+        metrics: dict[str, torch.Tensor] = {}
+        while collector.env_steps < cfg.env_steps:
+            before = collector.env_steps
+            random_phase = cfg.warmup_steps <= before < learn_start
+            collector.collect(explore if random_phase else act)
+            if collector.env_steps > learn_start:
+                for _ in range(cfg.updates_per_collect):
+                    batch = sampler.sample(cfg.utd * cfg.batch_size, generator)
+                    update_actor = state["updates"] >= cfg.actor_delay_updates
+                    metrics = sac.update(batch, update_actor=update_actor)
+                    state["updates"] += 1
+            now = collector.env_steps
+            if now // cfg.log_every > before // cfg.log_every:
+                for name, value in {**metrics, **collector.pop_stats()}.items():
+                    writer.add_scalar(name, float(value), now)
+                writer.add_scalar("train/updates", state["updates"], now)
+            if now // cfg.eval_every > before // cfg.eval_every or now >= cfg.env_steps:
+                run_eval()
+            if now // cfg.checkpoint_every > before // cfg.checkpoint_every or now >= cfg.env_steps:
+                save_checkpoint()
+    finally:
+        writer.close()
+        for owned_env in owned:
+            owned_env.close()
     extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
     extra_config["finetune"] = config_json(cfg)
     policy.save(cfg.out / "policy", overwrite=True, extra_config=extra_config,

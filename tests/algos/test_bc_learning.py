@@ -8,7 +8,7 @@ import pytest
 
 from robot_rl.algos.bc import BCConfig, train_bc
 from robot_rl.demos import DemosConfig, generate_demos
-from robot_rl.evaluate import evaluate
+from robot_rl.evaluate import evaluate, policy_env
 
 
 @pytest.mark.slow
@@ -19,5 +19,5 @@ def test_bc_push_reaches_80_percent(tmp_path: Path) -> None:
         BCConfig(dataset=data, out=tmp_path / "bc", steps=5000, log_dir=tmp_path / "tb"),
         progress=False,
     )
-    result = evaluate(policy, episodes=50, num_envs=10, seed=1000)
+    result = evaluate(policy, policy_env(policy, 10, seed=1000), episodes=50, seed=1000)
     assert result.success_rate >= 0.8, result.success_rate

@@ -9,7 +9,7 @@ import pytest
 from robot_rl.algos.diffusion import DiffusionConfig
 from robot_rl.cli import main
 from robot_rl.demos import DemosConfig, generate_demos
-from robot_rl.evaluate import evaluate
+from robot_rl.evaluate import evaluate, policy_env
 from robot_rl.policies import DiffusionPolicy, load_policy
 
 
@@ -30,7 +30,7 @@ def test_train_diffusion_cli_smoke(tiny_demos: Path, tmp_path: Path, denoiser: s
     assert {p.name for p in out.iterdir()} >= {"config.json", "model.safetensors"}
     policy = load_policy(out)
     assert isinstance(policy, DiffusionPolicy) and policy.config.denoiser == denoiser
-    result = evaluate(policy, episodes=2, num_envs=2)
+    result = evaluate(policy, policy_env(policy, 2), episodes=2)
     assert len(result.success) == 2
     # Existing output is refused without --overwrite.
     assert main(args) == 2

@@ -1,4 +1,4 @@
-"""Pieces every offline trainer shares: loading a dataset for a task, logging, seeding."""
+"""Shared pieces of the offline trainers: config base, dataset loading, logging, seeding."""
 
 from __future__ import annotations
 
@@ -13,9 +13,7 @@ import numpy as np
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
-import sim
 from robot_rl.data import Normalizer, OfflineDataset, read_robomimic
-from robot_rl.errors import DatasetError, OutputExistsError
 from robot_rl.perf import MatmulPrecision, matmul_precision
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble, make_target
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
@@ -105,51 +103,21 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def check_output(path: Path, overwrite: bool) -> None:
-    """Fail before any work if ``path`` exists and may not be replaced."""
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"{path} exists; pass --overwrite to replace it")
-
-
 def load_task_dataset(
     path: Path, obs_keys: list[str] | None = None, filter_key: str | None = None
 ) -> tuple[OfflineDataset, dict[str, Any]]:
-    """Read a robomimic-layout file and check it fits the task named in its ``env_args``.
+    """Read a robomimic-layout file; no env is built (offline training needs none).
 
-    Returns the dataset and ``env_info`` (``env_name``, ``env_kwargs``) for the policy.
+    Returns the dataset and ``env_info`` (``env_name``, ``env_kwargs``), which the policy records
+    beside its observation and action spec; ``eval`` and fine-tuning check that spec against the
+    env they are given.
     """
     dataset = read_robomimic(path, obs_keys=obs_keys, filter_key=filter_key)
     env_info = {
         "env_name": dataset.env_args.get("env_name"),
         "env_kwargs": dict(dataset.env_args.get("env_kwargs", {})),
     }
-    check_dataset_matches_task(dataset, env_info, path)
     return dataset, env_info
-
-
-def check_dataset_matches_task(
-    dataset: OfflineDataset, env_info: dict[str, Any], path: Path | str
-) -> None:
-    """Raise :class:`DatasetError` when observation or action shapes differ from the task's."""
-    name = env_info.get("env_name")
-    if name not in sim.TASKS:
-        raise DatasetError(f"{path}: env_args names task {name!r}, not one of {sorted(sim.TASKS)}")
-    env = sim.make(name, num_envs=1, **env_info["env_kwargs"])
-    if dataset.action_dim != env.action_dim:
-        raise DatasetError(
-            f"{path}: actions have {dataset.action_dim} dims but task {name!r} "
-            f"({env.controller}) takes {env.action_dim}"
-        )
-    for key, shape in dataset.obs_dims().items():
-        space = env.observation_space.spaces.get(key)
-        if space is None:
-            raise DatasetError(f"{path}: observation {key!r} does not exist in task {name!r}")
-        if tuple(space.shape) != tuple(shape):
-            raise DatasetError(
-                f"{path}: observation {key!r} has shape {tuple(shape)} but task {name!r} "
-                f"gives {tuple(space.shape)}"
-            )
-    env.close()
 
 
 def make_writer(log_dir: Path | None, default_name: str) -> SummaryWriter:
