@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import torch
 from robot_rl.algos.bc import BCConfig, train_bc
 from robot_rl.cli import main
 from robot_rl.demos import DemosConfig, generate_demos
+from robot_rl.errors import ConfigError
 from robot_rl.policies import load_policy
 from robot_rl.train.finetune import FinetuneConfig, finetune
 
@@ -193,3 +195,28 @@ def test_wsrl_improves_a_calql_start_on_reach(tmp_path: Path) -> None:
     summary = finetune(cfg, progress=False)
     assert 0.2 <= summary["start_success"] <= 0.7
     assert summary["final_success"] >= summary["start_success"] + 0.2
+
+
+def test_point_env_objects_drive_finetune(tmp_path: Path) -> None:
+    """A non-MuJoCo VecEnv handed in as objects drives the fine-tuning loop end to end."""
+    from robot_rl.record import RecordConfig, run_record
+    from sim.toy import PointReachEnv
+
+    data = tmp_path / "point.hdf5"
+    run_record(RecordConfig(env="point", out=data, episodes=12, num_envs=4), progress=False)
+    env = PointReachEnv(4, "cpu", 0)
+    eval_env = PointReachEnv(4, "cpu", 1000)
+    cfg = FinetuneConfig(
+        algo="rlpd", task="point", dataset=data, out=tmp_path / "r", env_steps=64,
+        random_steps=16, num_envs=4, eval_episodes=4, eval_every=32, batch_size=32,
+    )  # fmt: skip
+    summary = finetune(cfg, env=env, eval_env=eval_env, progress=False)
+    rows = _curve(cfg.out)["rows"]
+    assert [r["env_steps"] for r in rows] == [0, 32, 64] and rows[-1]["updates"] > 0
+    assert summary is not None
+    assert load_policy(cfg.out / "policy").env_info["env_name"] == "point"
+    # The loop closes only the envs it built: handed-in envs stay usable.
+    assert env.reset(seed=0)["pos"].shape == (4, 2)
+    wrong = PointReachEnv(2, "cpu", 0)
+    with pytest.raises(ConfigError, match="num_envs"):
+        finetune(dataclasses.replace(cfg, out=tmp_path / "r2"), env=wrong, progress=False)
