@@ -19,6 +19,8 @@ import torch
 from robot_rl.data import write_robomimic
 from robot_rl.errors import ConfigError, OutputExistsError
 from robot_rl.rollout import ActFn, run_episodes
+from sim.errors import SimError
+from sim.registry import resolve_env
 from sim.vec_env import Obs, VecEnv, check_vec_env, env_kwargs_of, env_name
 
 
@@ -86,9 +88,9 @@ def record_episodes(
 ) -> RecordReport:
     """Run ``act`` in ``env`` for ``episodes`` episodes and write them to ``out``.
 
-    ``env_args`` in the file: ``env_name`` = ``env_spec`` (default the env's name; pass the
-    spec so :func:`sim.make_env` can rebuild it), ``env_kwargs`` = the env's ``env_kwargs``
-    attribute or ``env_kwargs``, and ``generator`` (how the file was made). States are stored
+    ``env_args`` in the file: ``env_name`` and ``env_kwargs`` from :func:`rebuild_spec` (pass
+    ``env_spec`` so :func:`sim.make_env` can rebuild the env), and ``generator`` (how the file
+    was made). States are stored
     when the env has ``get_state()``.
     """
     if out.exists() and not overwrite:
@@ -123,10 +125,11 @@ def record_episodes(
             if ep["attrs"]["success"] or not only_success:
                 kept.append(ep)
     kept = kept[:episodes]
+    name, kwargs = rebuild_spec(env, env_spec, env_kwargs)
     env_args = {
-        "env_name": env_spec or env_name(env),
+        "env_name": name,
         "env_type": "robot_rl",
-        "env_kwargs": env_kwargs_of(env) or dict(env_kwargs or {}),
+        "env_kwargs": kwargs,
         "generator": generator or {},
     }
     write_robomimic(out, kept, env_args, overwrite=overwrite, seed=seed)
@@ -164,6 +167,29 @@ def policy_actor(
         return policy.act(obs, deterministic=deterministic).to(env.device)
 
     return act, policy.reset
+
+
+def rebuild_spec(
+    env: VecEnv, env_spec: str | None, env_kwargs: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The (spec, options) pair that rebuilds ``env`` through the env registry.
+
+    An env that names itself with a spec the registry resolves (``gym:Reacher-v5``, ``push``)
+    is recorded under that name with its own ``env_kwargs``, so a file recorded through a
+    user's ``module:factory`` wrapper replays without that module; otherwise the spec it was
+    built from, with the options it was given.
+    """
+    own_name, own_kwargs = env_name(env), env_kwargs_of(env)
+    if env_spec is None or own_name == env_spec:
+        return own_name, own_kwargs or dict(env_kwargs or {})
+    if own_kwargs:
+        try:
+            resolve_env(own_name)
+        except SimError:
+            pass
+        else:
+            return own_name, own_kwargs
+    return env_spec, dict(env_kwargs or {})
 
 
 def parse_env_kwargs(text: str) -> dict[str, Any]:

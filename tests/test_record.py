@@ -89,3 +89,20 @@ def test_offline_training_needs_no_builtin_env(tmp_path: Path) -> None:
     env.close()
     # A policy that ignores the goal succeeds only by chance (about 0 here); BC must home in.
     assert result.success_rate >= 0.5, result.success_rate
+
+
+def test_record_through_a_wrapper_factory_replays_without_it(tmp_path: Path, monkeypatch) -> None:
+    """A user's ``module:factory`` that returns a registry env (here ``point``) is recorded
+    under the env's own spec and options, so eval rebuilds it without the user's module; a
+    console script finds the module in the working directory."""
+    (tmp_path / "my_wrapper.py").write_text(
+        "import sim\n\n\ndef make(num_envs=1, seed=None, device='cpu'):\n"
+        "    return sim.make_env('point', num_envs=num_envs, seed=seed, device=device, horizon=7)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
+    out = tmp_path / "rec.hdf5"
+    run_record(RecordConfig(env="my_wrapper:make", out=out, episodes=2, num_envs=2), progress=False)
+    args = read_robomimic(out).env_args
+    assert args["env_name"] == "point"
+    assert args["env_kwargs"] == {"horizon": 7, "reward_type": "sparse"}
