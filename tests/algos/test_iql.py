@@ -52,6 +52,7 @@ def test_iql_bad_expectile_is_one_line_error(reach_mixed: Path, tmp_path: Path, 
     assert "expectile must be in (0, 1)" in captured.out + captured.err
 
 
+@pytest.mark.slow
 def test_iql_advantage_weights_favour_the_demonstrators_that_succeed(tmp_path: Path) -> None:
     """After 2k steps on 40 mixed reach episodes, transitions of successful episodes carry about
     twice the AWR weight of failing ones (measured 1.9-3.1 over train seeds 0-3). A sign error
