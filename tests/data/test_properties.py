@@ -117,7 +117,6 @@ def test_sequences_pad_at_the_edges_and_never_cross_episodes(
         assert torch.equal(seq["action_mask"][row], ~seq["is_pad"][row])
 
 
-
 @FAST
 @given(
     st.integers(2, 40),
@@ -135,7 +134,7 @@ def test_normalizer_round_trip_and_fit(n: int, d: int, mode: str, seed: int, spr
     x = data.float()
     y = norm.normalize("f", x)
     torch.testing.assert_close(norm.unnormalize("f", y), x, atol=1e-3 * max(1.0, spread), rtol=1e-4)
-    ref = data.double()
+    ref = x.double()  # float32 arithmetic on values ~10 with offsets ~1e3: tolerance 1e-3
     if mode == "gaussian":
         std = ref.std(0, unbiased=False).clamp_min(0.05)
         torch.testing.assert_close(y.double(), (ref - ref.mean(0)) / std, atol=1e-3, rtol=1e-4)
@@ -144,7 +143,7 @@ def test_normalizer_round_trip_and_fit(n: int, d: int, mode: str, seed: int, spr
         lo, hi = ref.amin(0), ref.amax(0)
         wide = (hi - lo) >= 1e-6
         ref_y = 2 * (ref[:, wide] - lo[wide]) / (hi - lo)[wide] - 1
-        torch.testing.assert_close(y[:, wide].double(), ref_y, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(y[:, wide].double(), ref_y, atol=1e-3, rtol=1e-4)
         assert torch.all(y[:, 0] == 0.0) and norm.params["f"][0][0] == 1.0
     # state_dict round trip gives the same map.
     loaded = Normalizer.from_state_dict(norm.state_dict("p."), "p.")
