@@ -80,15 +80,20 @@ def evaluate(
         obs = {k: v.to(policy.device) for k, v in obs.items()}
         return policy.act(obs, deterministic=deterministic).to(env.device)
 
-    return run_episodes(
-        env,
-        act,
-        episodes,
-        seed=seed,
-        reset_policy=policy.reset,
-        progress=progress,
-        desc=f"eval {env_name(env)}",
-    )
+    # Sampled actions draw from torch's RNG: seed it (in a fork, leaving the caller's stream
+    # alone) so two evaluations with one seed act, and report, alike.
+    cuda = [policy.device] if policy.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        return run_episodes(
+            env,
+            act,
+            episodes,
+            seed=seed,
+            reset_policy=policy.reset,
+            progress=progress,
+            desc=f"eval {env_name(env)}",
+        )
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:

@@ -157,8 +157,6 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     temp_opt = adam([log_temp], lr=cfg.temperature_lr)
     cql_alpha_opt = adam([log_cql_alpha], lr=cfg.critic_lr)
     n, b = cfg.cql_n_actions, cfg.batch_size
-    # Density of the uniform proposal on [-1, 1]^A, for the importance correction.
-    uniform_log_density = action_dim * math.log(0.5)
     writer = make_writer(cfg.log_dir, f"calql-{cfg.out.name}")
     bar = trange(cfg.steps, desc="calql", disable=not progress, leave=False)
     for step in bar:
@@ -170,10 +168,8 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
             reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
 
         # Actor and temperature (SAC) against the ensemble min.
-        pi_action, log_pi = policy.sample(batch["obs"])
-        q_pi = CriticEnsemble.reduce(critic(obs, pi_action), "min")
         temperature = log_temp.exp()
-        actor_loss = (temperature.detach() * log_pi - q_pi).mean()
+        actor_loss, log_pi, q_pi = calql_actor_loss(policy, critic, batch["obs"], obs, temperature)
         actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         actor_opt.step()
@@ -190,7 +186,7 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
             q_next = target(next_obs.repeat_interleave(k, 0), next_actions)
             q_next = CriticEnsemble.subset_min(q_next, cfg.target_subset, generator=generator)
             q_next = q_next.view(b, k).max(dim=1).values
-            td_target = reward + cfg.discount * (1.0 - batch["terminals"]) * q_next
+            td_target = calql_td_target(reward, batch["terminals"], q_next, cfg.discount)
 
             # CQL proposals at s: uniform, pi(s) and pi(s') actions, n each.
             obs_rep = _repeat(batch["obs"], n)
@@ -206,20 +202,17 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
             torch.cat([rand_actions, cur_actions, nxt_actions]),
         ).view(cfg.num_critics, 3, b, n)
         q_rand, q_cur, q_nxt = q_prop.unbind(1)
-        if cfg.calibrated:
-            bound = batch["mc"].unsqueeze(-1)
-            q_cur = torch.maximum(q_cur, bound)
-            q_nxt = torch.maximum(q_nxt, bound)
-        proposals = torch.cat(
-            [
-                q_rand - uniform_log_density,
-                q_nxt - nxt_log_pi.view(b, n),
-                q_cur - cur_log_pi.view(b, n),
-            ],
-            dim=-1,
+        cql_gap = cql_action_gap(
+            q_data,
+            q_rand,
+            q_cur,
+            q_nxt,
+            cur_log_pi.view(b, n),
+            nxt_log_pi.view(b, n),
+            action_dim,
+            cql_temperature=cfg.cql_temperature,
+            mc_return=batch["mc"] if cfg.calibrated else None,
         )
-        ood = torch.logsumexp(proposals / cfg.cql_temperature, dim=-1) * cfg.cql_temperature
-        cql_gap = (ood - q_data).mean(dim=1)  # [E]
         if cfg.cql_lagrange:
             cql_alpha = log_cql_alpha.exp().clamp(0.0, 1e6) * cfg.cql_alpha
             cql_loss = (cql_alpha.detach() * (cql_gap - cfg.cql_target_action_gap)).sum()
@@ -264,6 +257,78 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
         extra_files=extra_files,
     )
     return policy
+
+
+def calql_actor_loss(
+    policy: GaussianPolicy,
+    critic: CriticEnsemble,
+    obs: dict[str, Tensor],
+    flat_obs: Tensor,
+    temperature: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """SAC's actor loss E[temperature * log pi - min_i Q_i(s, a~pi)]; also log pi and Q.
+
+    The critics' parameters are frozen while the loss is built, so its backward pass reaches
+    the actor through the action only and writes no critic gradients (the critic step would
+    discard them, after paying for them).
+    """
+    pi_action, log_pi = policy.sample(obs)
+    params = list(critic.parameters())
+    was = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        q_pi = CriticEnsemble.reduce(critic(flat_obs, pi_action), "min")
+    finally:
+        for p, r in zip(params, was, strict=True):
+            p.requires_grad_(r)
+    return (temperature.detach() * log_pi - q_pi).mean(), log_pi, q_pi
+
+
+def calql_td_target(reward: Tensor, terminals: Tensor, q_next: Tensor, discount: float) -> Tensor:
+    """Backup r + gamma * (1 - terminal) * Q(s', a'): no bootstrap past a terminal step."""
+    return reward + discount * (1.0 - terminals) * q_next
+
+
+def calibrated_q(q_pi: Tensor, mc_return: Tensor) -> Tensor:
+    """Cal-QL's calibration: policy-action Q [E, B, n] clipped from below at the return [B]."""
+    return torch.maximum(q_pi, mc_return.unsqueeze(-1))
+
+
+def cql_action_gap(
+    q_data: Tensor,
+    q_rand: Tensor,
+    q_cur: Tensor,
+    q_nxt: Tensor,
+    cur_log_pi: Tensor,
+    nxt_log_pi: Tensor,
+    action_dim: int,
+    *,
+    cql_temperature: float = 1.0,
+    mc_return: Tensor | None = None,
+) -> Tensor:
+    """CQL's gap per critic [E]: the batch mean of the soft maximum over proposals of Q minus
+    Q(s, a_data); minimizing it pushes proposal Q down and data Q up.
+
+    Args:
+        q_data: Q(s, a_data) [E, B].
+        q_rand, q_cur, q_nxt: Q of n uniform, pi(s) and pi(s') actions at s, [E, B, n].
+        cur_log_pi, nxt_log_pi: log densities of the pi(s) and pi(s') actions, [B, n].
+        action_dim: action size A (the uniform proposal's density is 2^-A).
+        cql_temperature: temperature of the logsumexp.
+        mc_return: the states' Monte-Carlo returns [B]; given, pi(s) and pi(s') Q are
+            clipped from below at them (Cal-QL), else plain CQL.
+    """
+    if mc_return is not None:
+        q_cur = calibrated_q(q_cur, mc_return)
+        q_nxt = calibrated_q(q_nxt, mc_return)
+    # Importance correction by the proposals' densities (uniform on [-1, 1]^A: 2^-A each).
+    uniform_log_density = -action_dim * math.log(2.0)
+    proposals = torch.cat(
+        [q_rand - uniform_log_density, q_nxt - nxt_log_pi, q_cur - cur_log_pi], dim=-1
+    )
+    ood = torch.logsumexp(proposals / cql_temperature, dim=-1) * cql_temperature
+    return (ood - q_data).mean(dim=1)
 
 
 def _repeat(obs: dict[str, Tensor], n: int) -> dict[str, Tensor]:

@@ -62,7 +62,12 @@ class Policy(nn.Module):
 
     @abstractmethod
     def act(self, obs: Obs, deterministic: bool = False) -> torch.Tensor:
-        """Env actions [N, action_dim] in [-1, 1] for a batch of observations."""
+        """Env actions [N, action_dim] in [-1, 1] for a batch of observations.
+
+        ``deterministic``: the same observation (history) gives the same action, whatever the
+        RNG state. Otherwise actions are sampled from torch's global RNG; a subclass may also
+        take a ``generator`` keyword to draw from instead.
+        """
 
     def reset(self, env_ids: torch.Tensor | None = None) -> None:  # noqa: B027 - stateless default
         """Clear per-env state (history, queued actions) for ``env_ids`` (all if None)."""

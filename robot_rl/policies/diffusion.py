@@ -21,6 +21,8 @@ from robot_rl.policies.denoisers import ConditionalUnet1D, MLPResNetDenoiser, un
 
 DENOISERS = ("mlp", "unet")
 INFERENCE_SCHEDULERS = ("ddim", "ddpm")
+DETERMINISTIC_NOISE_SEED = 0
+"""Seed of the initial noise every deterministic plan starts from."""
 
 if TYPE_CHECKING:
     from sim.vec_env import Obs
@@ -153,18 +155,21 @@ class DiffusionPolicy(Policy):
         self.sampler = sampler_cls.from_config(self.noise_scheduler.config)
         self.sampler.set_timesteps(config.num_inference_steps)
         self._ddim = isinstance(self.sampler, DDIMScheduler)
-        if self._ddim:
-            # Per step (1/sqrt(a), sqrt(1-a), sqrt(a_prev), sqrt(1-a_prev)) with a the alpha_bar
-            # of the step and a_prev the one it steps to, as DDIMScheduler.step computes them.
-            acp = self.sampler.alphas_cumprod.tolist()
-            stride = config.num_train_timesteps // config.num_inference_steps
-            final = float(self.sampler.final_alpha_cumprod)
-            self._ddim_coefs = []
-            for t in self.sampler.timesteps.tolist():
-                a, a_prev = acp[t], (acp[t - stride] if t >= stride else final)
-                self._ddim_coefs.append((a**-0.5, (1 - a) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5))
-            # Not saved; moves with the policy's device.
-            self.register_buffer("_ddim_steps", self.sampler.timesteps.clone(), persistent=False)
+        # DDIM (eta 0) coefficients, kept for every policy: deterministic acting denoises with
+        # them whatever the sampler. Per step (1/sqrt(a), sqrt(1-a), sqrt(a_prev),
+        # sqrt(1-a_prev)) with a the alpha_bar of the step and a_prev the one it steps to, as
+        # DDIMScheduler.step computes them.
+        ddim = self.sampler if self._ddim else DDIMScheduler.from_config(self.sampler.config)
+        ddim.set_timesteps(config.num_inference_steps)
+        acp = ddim.alphas_cumprod.tolist()
+        stride = config.num_train_timesteps // config.num_inference_steps
+        final = float(ddim.final_alpha_cumprod)
+        self._ddim_coefs = []
+        for t in ddim.timesteps.tolist():
+            a, a_prev = acp[t], (acp[t - stride] if t >= stride else final)
+            self._ddim_coefs.append((a**-0.5, (1 - a) ** 0.5, a_prev**0.5, (1 - a_prev) ** 0.5))
+        # Not saved; moves with the policy's device.
+        self.register_buffer("_ddim_steps", ddim.timesteps.clone(), persistent=False)
         self._hist: torch.Tensor | None = None  # [N, To, obs_dim] normalized obs history
         self._plan: torch.Tensor | None = None  # [N, Ta, A] actions being executed
         self._next: torch.Tensor | None = None  # [N] index of the next planned action to run
@@ -214,14 +219,30 @@ class DiffusionPolicy(Policy):
     # ---- sampling ------------------------------------------------------------------------
 
     @torch.no_grad()
-    def denoise(self, cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Normalized chunks [B, horizon, A] for flattened normalized obs histories [B, C]."""
+    def denoise(
+        self,
+        cond: torch.Tensor,
+        generator: torch.Generator | None = None,
+        *,
+        deterministic: bool = False,
+    ) -> torch.Tensor:
+        """Normalized chunks [B, horizon, A] for flattened normalized obs histories [B, C].
+
+        Sampling draws the initial noise (and DDPM's step noise) from ``generator``, or from
+        torch's global RNG if None. ``deterministic`` makes the chunk a function of the
+        history alone: every row starts from one fixed noise (seed
+        :data:`DETERMINISTIC_NOISE_SEED`) and is denoised by DDIM with eta 0, whatever the
+        sampler; ``generator`` is then unused.
+        """
         cfg = self.config
-        x = torch.randn(
-            (cond.shape[0], cfg.horizon, cfg.action_dim), generator=generator, device=cond.device
-        )
+        b, shape = cond.shape[0], (cfg.horizon, cfg.action_dim)
+        if deterministic:
+            fixed = torch.Generator(device=cond.device).manual_seed(DETERMINISTIC_NOISE_SEED)
+            x = torch.randn((1, *shape), generator=fixed, device=cond.device).expand(b, *shape)
+        else:
+            x = torch.randn((b, *shape), generator=generator, device=cond.device)
         net = self.ema_denoiser
-        if self._ddim:
+        if self._ddim or deterministic:
             # DDIM (eta 0) from the scheduler's own coefficients, without its per-step Python
             # overhead, which at batch 1 costs as much as the MLP forward.
             mlp = isinstance(net, MLPResNetDenoiser)
@@ -233,7 +254,7 @@ class DiffusionPolicy(Policy):
                 if mlp:
                     eps = net.forward_conditioned(x, conditioning[k])
                 else:
-                    eps = net(x, self._ddim_steps[k].expand(cond.shape[0]), cond)
+                    eps = net(x, self._ddim_steps[k].expand(b), cond)
                 if self.config.clip_sample:
                     x0 = torch.sub(x, eps, alpha=sqrt_1ma).mul_(inv_sqrt_a).clamp_(-1.0, 1.0)
                     x = torch.add(x0.mul_(sqrt_a_prev), eps, alpha=sqrt_1ma_prev)
@@ -242,7 +263,7 @@ class DiffusionPolicy(Policy):
                     x = torch.add(x * (sqrt_a_prev * inv_sqrt_a), eps, alpha=c_eps)
             return x.clamp(-1.0, 1.0)
         for t in self.sampler.timesteps:
-            eps = net(x, t.expand(cond.shape[0]).to(cond.device), cond)
+            eps = net(x, t.expand(b).to(cond.device), cond)
             x = self.sampler.step(eps, t, x, generator=generator).prev_sample
         return x.clamp(-1.0, 1.0)
 
@@ -284,11 +305,14 @@ class DiffusionPolicy(Policy):
     # ---- acting (receding horizon) -------------------------------------------------------
 
     @torch.no_grad()
-    def act(self, obs: Obs, deterministic: bool = False) -> torch.Tensor:
+    def act(
+        self, obs: Obs, deterministic: bool = False, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Next action per env; replans an env when its queue of executed actions runs out.
 
-        ``deterministic`` is accepted for interface parity: a diffusion policy always samples
-        (DDIM is deterministic given the initial noise, which is drawn from torch's RNG).
+        ``deterministic``: each plan is a function of the observation history alone (fixed
+        initial noise, DDIM with eta 0), so the same history gives the same actions. Else
+        plans are sampled with noise from ``generator`` (torch's global RNG if None).
         """
         cfg = self.config
         flat = self.flat_obs(obs)
@@ -305,7 +329,8 @@ class DiffusionPolicy(Policy):
             self._next = torch.where(self._next < 0, cfg.n_action_steps, self._next)
         replan = (self._next >= cfg.n_action_steps).nonzero().flatten()
         if len(replan):
-            chunk = self.denoise(self._hist[replan].flatten(1))
+            hist = self._hist[replan].flatten(1)
+            chunk = self.denoise(hist, generator, deterministic=deterministic)
             start = cfg.n_obs_steps - 1
             self._plan[replan] = chunk[:, start : start + cfg.n_action_steps]
             self._next[replan] = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -62,13 +63,33 @@ def test_load_rejects_unknown_type(tmp_path: Path) -> None:
         load_policy(tmp_path / "p")
 
 
-def test_actions_in_range_and_log_prob_matches_sample() -> None:
+def test_density_and_samples_by_hand() -> None:
+    """With the output layer fixed to mean 0.3 and raw log-std 0 (log_std = -5 + 3.5 * 1 =
+    -1.5), the density of a = 0.5 and the sample statistics are known in closed form."""
     policy = _policy()
-    obs = _obs(200)
-    actions = policy.act(obs)
-    assert actions.shape == (200, 4) and actions.abs().max() <= 1.0
-    sampled, log_prob = policy.sample(obs)
-    assert torch.allclose(policy.log_prob(obs, sampled), log_prob, atol=1e-3)
+    last = [m for m in policy.net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([0.3] * 4 + [0.0] * 4))
+    obs = _obs(4000)
+    mean, log_std = policy.dist_params(obs)
+    torch.testing.assert_close(log_std, torch.full_like(log_std, -1.5))
+    u, std = math.atanh(0.5), math.exp(-1.5)
+    per_dim = (
+        -0.5 * ((u - 0.3) / std) ** 2 - math.log(std) - 0.5 * math.log(2 * math.pi)
+        - math.log(1 - 0.5**2)
+    )  # fmt: skip
+    log_prob = policy.log_prob(obs, torch.full((4000, 4), 0.5))
+    torch.testing.assert_close(log_prob, torch.full((4000,), 4 * per_dim))
+    torch.manual_seed(0)
+    sampled, _ = policy.sample(obs)
+    pre = torch.atanh(sampled)
+    assert abs(pre.mean().item() - 0.3) < 0.01 and abs(pre.std().item() - std) < 0.01
+    mode, _ = policy.sample(obs, deterministic=True)
+    torch.testing.assert_close(mode, torch.full_like(mode, math.tanh(0.3)))
+    # Env actions are the unnormalized normalized actions (min-max fit above).
+    env = policy.act(obs, deterministic=True)
+    torch.testing.assert_close(env, policy.normalizer.unnormalize_action(mode).clamp(-1, 1))
 
 
 def test_missing_observation_key_is_named() -> None:
