@@ -92,3 +92,17 @@ def test_fk_matches_the_full_scene() -> None:
     # the sim's state is float64 inside MuJoCo; its float32 joint view differs by rounding only
     assert torch.allclose(pos, env.eef_pos, atol=1e-5)
     assert torch.allclose(rot, env.backend.site_xmat[:, env._tcp_site], atol=1e-5)
+
+
+def test_vectorized_tool_position_matches_mujoco_kinematics() -> None:
+    import mujoco
+
+    kin = ArmKinematics()
+    rng = np.random.default_rng(0)
+    q = rng.uniform(kin.q_low.numpy() - 0.5, kin.q_high.numpy() + 0.5, size=(200, 7))
+    got = kin.tool_pos(q)
+    m, d = kin.model, kin.data
+    for i in range(len(q)):
+        d.qpos[kin.qadr] = q[i]
+        mujoco.mj_kinematics(m, d)
+        np.testing.assert_allclose(got[i], d.site_xpos[kin.site], atol=1e-12)
