@@ -72,17 +72,21 @@ class Node:
     def reader(self, ros_topic: str, msg_type: type, qos: str = RELIABLE) -> Reader:
         _, _, _, sub, _, _ = _dds()
         r = sub.DataReader(self.participant, self._topic(ros_topic, msg_type), qos=make_qos(qos))
-        return Reader(r)
+        return Reader(r, msg_type)
 
 
 class Reader:
     """A DataReader with deadline-aware take."""
 
-    def __init__(self, reader: Any) -> None:
+    def __init__(self, reader: Any, msg_type: type | None = None) -> None:
         self.reader = reader
+        self.msg_type = msg_type
 
     def take_all(self) -> list[Any]:
-        """Every sample waiting now (never blocks)."""
+        """Every valid sample waiting now (never blocks); skips the invalid samples that
+        announce a writer leaving."""
+        if self.msg_type is not None:
+            return [s for s in self.reader.take(N=64) if isinstance(s, self.msg_type)]
         return [
             s
             for s in self.reader.take(N=64)

@@ -1,9 +1,14 @@
 """A built-in sim task exposed as a robot over DDS (ROS 2 topics, standard messages).
 
-Publishes ``/joint_states`` (7 arm + 2 finger joints), ``/object_pose`` (PoseStamped) and
-``/success`` (Bool); takes ``/commands`` (Float64MultiArray of 9 joint position targets, the
-``forward_command_controller`` layout) and ``/reset`` (Bool). In lockstep mode the sim advances
-one control period per received command, so deployments run faster than real time.
+Publishes ``/joint_states`` (7 arm + 2 finger joints), ``/object_pose`` and ``/goal_pose``
+(PoseStamped, when the task has them) and ``/success`` (Bool); takes ``/commands``
+(Float64MultiArray of 9 joint position targets, the ``forward_command_controller`` layout),
+``/joint_trajectory`` (JointTrajectory: its first point is the next target) and ``/reset``
+(Bool). Two pacings:
+
+- lockstep: the sim advances one control period per received command, so deployments run
+  faster than real time (state is re-published if no command comes, in case it was lost);
+- real time: a wall-clock timer steps the sim at ``rate_hz``, holding the latest command.
 """
 
 from __future__ import annotations
@@ -19,53 +24,128 @@ from robot_rl.robot import msgs as m
 class SimRobot:
     """One env of a built-in task driven by joint position targets."""
 
-    def __init__(self, task: str = "lift", seed: int = 0, domain_id: int = 0) -> None:
+    def __init__(
+        self,
+        task: str = "lift",
+        seed: int = 0,
+        domain_id: int = 0,
+        command_topic: str = "/commands",
+        trajectory_topic: str = "/joint_trajectory",
+    ) -> None:
         from sim import make
 
         self.env = make(task, num_envs=1, seed=seed)
         self.node = dds.Node(domain_id)
         self.js_w = self.node.writer("/joint_states", m.JointState, dds.SENSOR)
         self.obj_w = self.node.writer("/object_pose", m.PoseStamped, dds.SENSOR)
+        self.goal_w = self.node.writer("/goal_pose", m.PoseStamped, dds.SENSOR)
         self.succ_w = self.node.writer("/success", m.Bool)
-        self.cmd_r = self.node.reader("/commands", m.Float64MultiArray)
+        self.cmd_r = self.node.reader(command_topic, m.Float64MultiArray)
+        self.traj_r = self.node.reader(trajectory_topic, m.JointTrajectory)
         self.reset_r = self.node.reader("/reset", m.Bool)
         self.names = list(self.env.robot.arm_joints + self.env.robot.finger_joints)
         self.steps = 0
+        self.resets = 0
+        self._last_success = False
+        self._hold: list[float] | None = None
 
     def publish(self) -> None:
         e, b = self.env, self.env.backend
         now = m.stamp(time.time())
         q = torch.cat([e.joint_pos, e.gripper_qpos], dim=1)[0].double().tolist()
         qd = b.qvel[0, e._arm_dadr].double().tolist() + [0.0, 0.0]
-        self.js_w.write(m.JointState(m.Header(now, "world"), self.names, q, qd, []))
+        # object and goal first: a reader that sees the joint state sees the poses with it
         if hasattr(e, "_cube_adr"):
             p = b.qpos[0, e._cube_adr : e._cube_adr + 7].double().tolist()
             pose = m.Pose(m.Point(*p[:3]), m.Quaternion(p[4], p[5], p[6], p[3]))
             self.obj_w.write(m.PoseStamped(m.Header(now, "world"), pose))
+        goal = getattr(e, "_goal", None)
+        if goal is not None:
+            g = goal[0].double().tolist()
+            self.goal_w.write(m.PoseStamped(m.Header(now, "world"), m.Pose(m.Point(*g[:3]))))
+        self.js_w.write(m.JointState(m.Header(now, "world"), self.names, q, qd, []))
 
-    def apply(self, targets: list[float]) -> bool:
+    def apply(self, targets: list[float], nsteps: int | None = None) -> bool:
         """Hold joint targets for one control period; returns success."""
         e = self.env
         ctrl = torch.tensor([targets], dtype=torch.float32)
         if ctrl.shape != (1, 9) or not torch.isfinite(ctrl).all():
             return False
         ctrl[:, :7] = torch.maximum(torch.minimum(ctrl[:, :7], e._q_high), e._q_low)
-        e.backend.step(ctrl, e.decimation)
+        e.backend.step(ctrl, nsteps or e.decimation)
         self.steps += 1
         _, success = e._evaluate()
         ok = bool(success[0])
+        self._last_success = ok
         self.succ_w.write(m.Bool(ok))
         return ok
 
-    def spin_lockstep(self, max_steps: int, idle_timeout_s: float = 5.0) -> None:
-        """Publish state, wait for a command, step; until ``max_steps`` or a silent peer."""
+    def reset(self) -> None:
+        self.env.reset()
+        self.resets += 1
+        self._hold = None
+
+    def _take_command(self) -> list[float] | None:
+        """Newest command from either input (a trajectory's first point), or None."""
+        got = None
+        cmd = self.cmd_r.take_latest()
+        if cmd is not None:
+            got = list(cmd.data)
+        traj = self.traj_r.take_latest()
+        if traj is not None and traj.points:
+            got = list(traj.points[0].positions)
+        return got
+
+    def spin_lockstep(
+        self, max_steps: int, idle_timeout_s: float = 5.0, republish_s: float = 0.5
+    ) -> None:
+        """Publish state, wait for a command (or reset), step; until ``max_steps`` or silence."""
+        self.publish()
+        last_heard = last_pub = time.monotonic()
+        while self.steps < max_steps:
+            now = time.monotonic()
+            if self.reset_r.take_latest() is not None:
+                self.reset()
+                self.publish()
+                last_heard = last_pub = now
+                continue
+            targets = self._take_command()
+            if targets is not None:
+                self.apply(targets)
+                self.publish()
+                last_heard = last_pub = time.monotonic()
+                continue
+            if now - last_heard > idle_timeout_s:
+                return
+            if now - last_pub > republish_s:  # the state may have been lost (best effort)
+                self.publish()
+                last_pub = now
+            time.sleep(0.0002)
+
+    def spin_realtime(self, rate_hz: float, max_steps: int, idle_timeout_s: float = 5.0) -> None:
+        """Step at ``rate_hz`` on the wall clock, holding the newest command; publish each tick."""
+        period = 1.0 / rate_hz
+        nsteps = max(1, round(period / self.env.backend.timestep))
+        start = time.monotonic()
+        last_heard = start
+        k = 0
         self.publish()
         while self.steps < max_steps:
+            k += 1
+            deadline = start + k * period
+            while (now := time.monotonic()) < deadline:
+                time.sleep(min(0.0005, deadline - now))
+            if now - deadline > period:  # fell behind: skip missed ticks rather than rush
+                k = int((now - start) / period)
             if self.reset_r.take_latest() is not None:
-                self.env.reset()
-                self.publish()
-            cmd = self.cmd_r.wait_take(time.monotonic() + idle_timeout_s)
-            if cmd is None:
+                self.reset()
+                last_heard = now
+            targets = self._take_command()
+            if targets is not None:
+                self._hold = targets
+                last_heard = now
+            elif now - last_heard > idle_timeout_s:
                 return
-            self.apply(list(cmd.data))
+            if self._hold is not None:
+                self.apply(self._hold, nsteps)
             self.publish()

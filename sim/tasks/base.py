@@ -15,6 +15,7 @@ import mujoco
 import numpy as np
 import torch
 
+from sim.control import ArmController
 from sim.errors import SimError
 from sim.robots.panda import ROBOT_DEFAULTS, RobotSpec, panda_mjcf, panda_spec
 from sim.vec_env import Obs, VecEnv
@@ -289,34 +290,37 @@ class ManipulationEnv(VecEnv):
     # ---- controllers -------------------------------------------------------------------------
 
     def _action_to_ctrl(self, action: torch.Tensor) -> torch.Tensor:
-        q = self.joint_pos
-        if self.controller == "ee_delta":
-            q_target = q + self._diff_ik(action[:, :3] * self.max_ee_delta)
-        else:
-            q_target = q + action[:, :7] * self.max_joint_delta
-        q_target = torch.maximum(torch.minimum(q_target, self._q_high), self._q_low)
-        finger = self.robot.finger_open * (1.0 - action[:, -1:]) / 2.0
-        return torch.cat([q_target, finger.expand(-1, 2)], dim=1)
+        return self.arm_controller.joint_targets(action, self.joint_pos, *self._tcp_kinematics())
 
-    def _diff_ik(self, ee_delta: torch.Tensor, damping: float = 0.05) -> torch.Tensor:
-        """Damped least-squares joint step toward ``eef + ee_delta`` with the tool kept down.
+    def _diff_ik(self, ee_delta: torch.Tensor) -> torch.Tensor:
+        """Damped least-squares joint step toward ``eef + ee_delta`` (see :mod:`sim.control`)."""
+        return self.arm_controller.ik_step(ee_delta, self.joint_pos, *self._tcp_kinematics())
 
-        The position target is clamped to the workspace box; a null-space term pulls the
-        posture toward home so the redundant joint does not drift over an episode.
-        """
-        target = torch.minimum(torch.maximum(self.eef_pos + ee_delta, self._ws_low), self._ws_high)
-        pos_err = target - self.eef_pos
+    @property
+    def arm_controller(self) -> ArmController:
+        """The action -> joint target mapping, shared with the robot side (built once)."""
+        ctl = self.__dict__.get("_arm_controller")
+        if ctl is None:
+            ctl = ArmController(
+                mode=self.controller,
+                q_low=self._q_low,
+                q_high=self._q_high,
+                home=self._home,
+                tcp_rot_target=self._tcp_rot_target,
+                finger_open=self.robot.finger_open,
+                max_ee_delta=self.max_ee_delta,
+                max_joint_delta=self.max_joint_delta,
+                workspace_low=self.workspace_low,
+                workspace_high=self.workspace_high,
+            )
+            self._arm_controller = ctl
+        return ctl
+
+    def _tcp_kinematics(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tool position [N, 3], rotation [N, 3, 3] and arm Jacobian [N, 6, 7] from the backend."""
         rot = self.backend.site_xmat[:, self._tcp_site]
-        rot_err = 0.5 * torch.cross(rot, self._tcp_rot_target.expand_as(rot), dim=1).sum(dim=2)
-        err = torch.cat([pos_err, rot_err], dim=1)
         jac = self.backend.site_jacobian(self._tcp_site, self._arm_dadr)
-        jjt = jac @ jac.transpose(1, 2)
-        eye6 = torch.eye(6, device=self.device)
-        jac_pinv = jac.transpose(1, 2) @ torch.linalg.inv(jjt + damping**2 * eye6)
-        dq = (jac_pinv @ err.unsqueeze(2)).squeeze(2)
-        null = torch.eye(7, device=self.device) - jac_pinv @ jac
-        dq = dq + (null @ (0.5 * (self._home - self.joint_pos)).unsqueeze(2)).squeeze(2)
-        return dq
+        return self.eef_pos, rot, jac
 
     # ---- scripted-expert support -------------------------------------------------------------
 
@@ -324,11 +328,8 @@ class ManipulationEnv(VecEnv):
         """Map an ``ee_delta`` action to this env's controller (experts think in EE space)."""
         if self.controller == "ee_delta":
             return ee_action
-        dq = self._diff_ik(ee_action[:, :3].clamp(-1, 1) * self.max_ee_delta)
-        joint = dq / self.max_joint_delta
-        # Scale the whole step, not each joint, so the motion keeps its Cartesian direction.
-        joint = joint / joint.abs().amax(dim=1, keepdim=True).clamp_min(1.0)
-        return torch.cat([joint, ee_action[:, -1:]], dim=1)
+        ctl = self.arm_controller
+        return ctl.ee_to_joint_action(ee_action, self.joint_pos, *self._tcp_kinematics())
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,7 @@ from cyclonedds.pub import DataWriter  # noqa: E402
 from cyclonedds.sub import DataReader  # noqa: E402
 from cyclonedds.topic import Topic  # noqa: E402
 
-from robot_rl.robot.sim_node import SimRobot  # noqa: E402
+from robot_rl.robot.sim_node import SimRobot  # noqa: E402 - the robot under test, not the peer
 
 TS = typesys.get_typestore(typesys.Stores.ROS2_HUMBLE)
 DOMAIN = 40 + (os.getpid() + 13) % 150
@@ -113,3 +113,91 @@ def test_peer_drives_sim_robot() -> None:
     t.join(5)
     assert robot.steps == 30
     assert abs(js.position[1] - target[1]) < 0.02
+
+
+@final
+@dataclass
+class Pt(IdlStruct, typename="geometry_msgs::msg::dds_::Point_"):
+    x: float64
+    y: float64
+    z: float64
+
+
+@final
+@dataclass
+class Quat(IdlStruct, typename="geometry_msgs::msg::dds_::Quaternion_"):
+    x: float64
+    y: float64
+    z: float64
+    w: float64
+
+
+@final
+@dataclass
+class PoseMsg(IdlStruct, typename="geometry_msgs::msg::dds_::Pose_"):
+    position: Pt
+    orientation: Quat
+
+
+@final
+@dataclass
+class PoseSt(IdlStruct, typename="geometry_msgs::msg::dds_::PoseStamped_"):
+    header: Hdr
+    pose: PoseMsg
+
+
+@final
+@dataclass
+class BoolMsg(IdlStruct, typename="std_msgs::msg::dds_::Bool_"):
+    data: bool
+
+
+HOME = [0.0, 0.035, 0.0, -2.42, 0.0, 2.455, 0.785, 0.04, 0.04]
+NAMES = [f"robot0_joint{i}" for i in range(1, 8)] + ["robot0_finger_left", "robot0_finger_right"]
+
+
+def test_peer_drives_and_reads_the_policy_node(bc_policy, spawn) -> None:
+    """The peer plays the robot: it publishes joint states (names shuffled, as a driver may)
+    and a cube pose, and reads the policy node's joint commands off the wire."""
+    dom = DOMAIN + 2
+    dp = DomainParticipant(dom)
+    be = Qos(Policy.Reliability.BestEffort, Policy.History.KeepLast(5))
+    rel = Qos(Policy.Reliability.Reliable(0), Policy.History.KeepLast(10))
+    js_w = DataWriter(dp, Topic(dp, "rt/joint_states", JS), qos=be)
+    obj_w = DataWriter(dp, Topic(dp, "rt/object_pose", PoseSt), qos=be)
+    cmd_r = DataReader(dp, Topic(dp, "rt/commands", F64Array), qos=rel)
+    reset_r = DataReader(dp, Topic(dp, "rt/reset", BoolMsg), qos=rel)  # node asks for a reset
+    pol = spawn(
+        "robot", "policy", "--policy", str(bc_policy), "--mode", "realtime",
+        "--domain-id", str(dom), "--horizon", "100000", "--max-ticks", "200",
+    )  # fmt: skip
+    order = [8, 3, 0, 1, 2, 4, 5, 6, 7]  # shuffled joint order on the wire
+    q = list(HOME)
+    received: list[list[float]] = []
+    try:
+        end = time.monotonic() + 60
+        k = 0
+        while time.monotonic() < end and len(received) < 60:
+            now = time.time()
+            hdr = Hdr(Stamp(int(now), int((now % 1) * 1e9)), "world")
+            if len(received) == 30:
+                q[0] = HOME[0] + 0.3  # someone moved the base joint: commands must follow
+            obj_w.write(PoseSt(hdr, PoseMsg(Pt(0.5, 0.02, 0.02), Quat(0.0, 0.0, 0.0, 1.0))))
+            js_w.write(JS(hdr, [NAMES[i] for i in order], [q[i] for i in order], [0.0] * 9, []))
+            k += 1
+            time.sleep(0.02)
+            for c in cmd_r.take(N=16):
+                if isinstance(c, F64Array):
+                    ref = TS.deserialize_cdr(c.serialize(), "std_msgs/msg/Float64MultiArray")
+                    assert list(ref.data) == list(c.data)
+                    received.append(list(c.data))
+    finally:
+        pol.kill()
+        log, _ = pol.communicate(timeout=30)
+    assert len(received) >= 40, f"{len(received)} commands after {k} joint states: {log}"
+    assert any(isinstance(r, BoolMsg) and r.data for r in reset_r.take(N=8))
+    cmds = np.asarray(received)
+    assert cmds.shape[1] == 9 and np.isfinite(cmds).all()
+    # commands sit next to the measured posture (controller step + rate limit), in our order
+    assert np.abs(cmds[5:25, :7] - np.asarray(HOME[:7])).max() < 0.2
+    assert abs(cmds[-1, 0] - (HOME[0] + 0.3)) < 0.15
