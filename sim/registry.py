@@ -21,12 +21,11 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import inspect
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from sim.errors import EnvSpecError
+from sim.importing import import_module_here
 from sim.vec_env import VecEnv, check_vec_env
 
 EnvFactory = Callable[..., Any]
@@ -99,7 +98,7 @@ def available_envs() -> list[str]:
 def _import_factory(spec: str) -> EnvFactory:
     module_name, _, attr = spec.partition(":")
     try:
-        obj: Any = _import_module_here(module_name)
+        obj: Any = import_module_here(module_name)
     except ImportError as e:
         raise EnvSpecError(f"env spec {spec!r}: cannot import module {module_name!r} ({e})") from e
     for part in attr.split("."):
@@ -109,19 +108,6 @@ def _import_factory(spec: str) -> EnvFactory:
     if not callable(obj):
         raise EnvSpecError(f"env spec {spec!r}: {attr!r} is not callable")
     return obj
-
-
-def _import_module_here(module_name: str) -> Any:
-    """Import ``module_name``, also from the working directory: ``python -m`` looks there but
-    a console script (``robot-rl``) does not, and a user's ``my_envs:make`` lives there."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        here = os.getcwd()
-        if e.name != module_name.partition(".")[0] or here in sys.path or "" in sys.path:
-            raise
-        sys.path.append(here)
-        return importlib.import_module(module_name)
 
 
 def _is_gym_id(name: str) -> bool:

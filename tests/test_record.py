@@ -106,3 +106,55 @@ def test_record_through_a_wrapper_factory_replays_without_it(tmp_path: Path, mon
     args = read_robomimic(out).env_args
     assert args["env_name"] == "point"
     assert args["env_kwargs"] == {"horizon": 7, "reward_type": "sparse"}
+
+
+_GYM_WRAPPER = """import sim
+import torch
+
+
+def near(obs, reward, info):
+    return torch.zeros(obs["state"].shape[0], dtype=torch.bool)
+
+
+def make(num_envs=1, seed=None, device="cpu", named=True):
+    fn = near if named else (lambda obs, reward, info: near(obs, reward, info))
+    return sim.make_env("gym:Pendulum-v1", num_envs=num_envs, seed=seed, device=device,
+                        success_fn=fn)
+"""
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_gymnasium_success_function_is_recorded_so_eval_uses_it(
+    tmp_path: Path, monkeypatch, named: bool
+) -> None:
+    """A success function given as a callable is recorded as ``module:function`` (so the
+    rebuilt env judges success the same way); one that cannot be named again (a lambda) makes
+    the file name the user's own factory instead of the bare gymnasium id."""
+    (tmp_path / "my_gym_wrapper.py").write_text(_GYM_WRAPPER)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", [p for p in __import__("sys").path if p not in ("", ".")])
+    out = tmp_path / "rec.hdf5"
+    expert = tmp_path / "zero_expert.py"
+    expert.write_text(
+        "import torch\n\nclass Zero:\n    def __init__(self, env, noise_std=0.0, seed=0):\n"
+        "        self.n = env.num_envs\n\n    def act(self, obs):\n"
+        "        return torch.zeros(obs['state'].shape[0], 1)\n"
+    )
+    import sim.expert_registry as experts
+
+    monkeypatch.setattr(experts, "_REGISTERED", dict(experts._REGISTERED))
+    sys_path = __import__("sys").path
+    monkeypatch.setattr("sys.path", [*sys_path, str(tmp_path)])
+    experts.register_expert("gym:Pendulum-v1", __import__("zero_expert").Zero)
+    run_record(
+        RecordConfig(env="my_gym_wrapper:make", out=out, episodes=1, num_envs=1,
+                     env_kwargs=f'{{"named": {str(named).lower()}}}'),
+        progress=False,
+    )  # fmt: skip
+    args = read_robomimic(out).env_args
+    if named:
+        assert args["env_name"] == "gym:Pendulum-v1"
+        assert args["env_kwargs"]["success_fn"] == "my_gym_wrapper:near"
+    else:
+        assert args["env_name"] == "my_gym_wrapper:make"
+        assert args["env_kwargs"] == {"named": False}

@@ -25,6 +25,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 from sim.errors import EnvContractError, EnvSpecError
+from sim.importing import import_module_here
 from sim.vec_env import Obs, StepResult, VecEnv
 
 SuccessFn = Callable[[Obs, torch.Tensor, dict[str, Any]], torch.Tensor]
@@ -36,12 +37,26 @@ def reacher_success(obs: Obs, reward: torch.Tensor, info: dict[str, Any]) -> tor
     return torch.linalg.norm(obs["state"][:, 8:10], dim=1) < 0.02
 
 
+def _callable_spec(fn: SuccessFn | str) -> str | None:
+    """``"module:function"`` that imports ``fn`` again, or None (a lambda, a closure, __main__)."""
+    if isinstance(fn, str):
+        return fn
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or not name or "<" in name or "." in name:
+        return None
+    try:
+        same = getattr(importlib.import_module(module), name) is fn
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{name}" if same else None
+
+
 def _resolve_success_fn(fn: SuccessFn | str | None) -> SuccessFn | None:
     if fn is None or callable(fn):
         return fn
     module, _, attr = str(fn).partition(":")
     try:
-        resolved = getattr(importlib.import_module(module), attr)
+        resolved = getattr(import_module_here(module), attr)
     except (ImportError, AttributeError, ValueError) as e:
         raise EnvSpecError(f"success_fn {fn!r}: cannot import ({e})") from e
     if not callable(resolved):
@@ -98,8 +113,13 @@ class GymnasiumVecEnv(VecEnv):
             steps = make_kwargs.get("max_episode_steps", spec.max_episode_steps)
             self.horizon = int(steps) if steps is not None else None
             self.env_kwargs: dict[str, Any] = {"obs_key": obs_key, **make_kwargs}
-            if isinstance(success_fn, str):
-                self.env_kwargs["success_fn"] = success_fn
+            if success_fn is not None:
+                fn_spec = _callable_spec(success_fn)
+                if fn_spec is None:
+                    # Not rebuildable from a name: whoever built this env must rebuild it.
+                    self.env_kwargs = {}
+                else:
+                    self.env_kwargs["success_fn"] = fn_spec
         else:
             if isinstance(env, gym.Env):
                 single = env
