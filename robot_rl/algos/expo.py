@@ -1,36 +1,53 @@
-"""EXPO (Dong, Li, Sadigh, Finn 2025) on chunked diffusion policies: core pieces.
+"""EXPO (Dong, Li, Sadigh, Finn 2025) on chunked diffusion policies.
 
-The base diffusion policy trains by imitation only (no critic gradient) and acts through its
-EMA copy. A small tanh-Gaussian edit policy on (state, base action) outputs ``beta * tanh(u)``
-added to the base action, then clipped to [-1, 1] (the clip is outside the density: the
-log-prob is that of the unclipped edit, corrected by ``-|A| log beta``). On-the-fly selection
-draws N base samples and their edits (2N candidates, one batched denoising call for all
-states), scores them with the min over a random pair of target critics and takes the argmax;
-the same :func:`select` acts and forms the TD target.
+The base diffusion policy trains by imitation only (no critic gradient), on 50/50
+offline/online sequence batches, and acts through its EMA copy. A small tanh-Gaussian edit
+policy on (state, base action) outputs ``beta * tanh(u)`` added to the base action, then
+clipped to [-1, 1] (the clip is outside the density: the log-prob is that of the unclipped
+edit, corrected by ``-|A| log beta``); it trains SAC-style against the critic ensemble's mean,
+with target entropy ``-|A|/2``. On-the-fly selection draws N base samples and their edits (2N
+candidates, one batched denoising call for all states), scores them with the min over a random
+pair of target critics and takes the argmax; the same :func:`select` acts
+(:class:`~robot_rl.policies.expo.EXPOPolicy`) and forms the TD target.
 
-Chunks (Q-chunking): the critic values the executed chunk Q(s, a_t..a_{t+Ta-1}) flattened to
-``Ta * |A|``, with Ta-step backups r_t + ... + gamma^{Ta-1} r_{t+Ta-1} + gamma^Ta Q'(s_{t+Ta});
-edits act on the flattened chunk. Ta = 1 is plain EXPO.
-Reward convention: as SAC here, r' = 10 r - 5 (Cal-QL's sparse-task shift).
+Chunks (Q-chunking, Li, Zhou, Levine 2025): the critic values the executed chunk
+Q(s, a_t..a_{t+Ta-1}) flattened to ``Ta * |A|``, with k-step backups
+r_t + ... + gamma^{k-1} r_{t+k-1} + gamma^k Q'(s_{t+k}), k = Ta unless the episode ended
+inside the chunk; edits act on the flattened chunk. Ta = 1 is plain EXPO.
+
+Reward convention: r' = reward_scale * r + reward_bias per env step (default 10 r - 5, the
+Cal-QL/SAC shift for 0/1 sparse tasks here); over a k-step chunk the bias adds up to
+``bias * (1 - gamma^k) / (1 - gamma)``.
+
+Cost, and how it is kept down: every candidate set needs N denoising chains. Acting batches
+the chains of all envs that replan at a step into one call. TD targets need N base samples at
+each next state: by default (``next_base="cache"``) these are the samples drawn when that state
+was acted on (online rows) or once at the start (offline rows), so a critic step runs no
+denoising; ``next_base="fresh"`` redraws them every step, as the authors do.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
+from typing import Any, Literal
 
+import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from robot_rl.data import OfflineDataset
+from robot_rl.data.chunks import chunk_returns
 from robot_rl.errors import ConfigError
 from robot_rl.perf import adam
-from robot_rl.policies.critic import CriticEnsemble, draw_members, polyak_update
-from robot_rl.policies.modules import mlp
+from robot_rl.policies.critic import CriticEnsemble, polyak_update
+from robot_rl.policies.expo import EditPolicy, EXPOPolicy, select
+
+# ---- settings -----------------------------------------------------------------------------
 
 
 @dataclass
 class EXPOConfig:
-    """Hyperparameters of EXPO."""
+    """Hyperparameters of EXPO (``cpu()`` / ``paper()`` give the presets)."""
 
     num_base_samples: int = 4
     """N base samples per state (paper 8)."""
@@ -53,9 +70,11 @@ class EXPOConfig:
     tau: float = 0.005
     """Polyak rate."""
     discount: float = 0.99
-    """Per-env-step discount (a chunk of Ta steps bootstraps with discount**Ta)."""
+    """Per-env-step discount (a chunk of k steps bootstraps with discount**k)."""
     lr: float = 3e-4
     """Adam rate of critic, edit policy and temperature."""
+    base_lr: float = 1e-4
+    """AdamW rate of the base policy's continued imitation."""
     target_entropy_per_dim: float = -0.5
     """Target entropy = this * |A| (of the flattened chunk)."""
     offline_ratio: float = 0.5
@@ -63,7 +82,17 @@ class EXPOConfig:
     reward_scale: float = 10.0
     """Critics learn on reward_scale * r + reward_bias ..."""
     reward_bias: float = -5.0
-    """... (SAC's convention in this project)."""
+    """... per env step (SAC's convention in this project)."""
+    next_base: Literal["cache", "fresh"] = "cache"
+    """TD-target base samples at s': drawn when s' was acted on (cache) or redrawn (fresh)."""
+
+    def __post_init__(self) -> None:
+        if self.num_edits != self.num_base_samples:
+            raise ConfigError("EXPO edits each base sample once: num_edits == num_base_samples")
+        if self.beta <= 0 or not 0 < self.discount < 1 or not 0 <= self.offline_ratio <= 1:
+            raise ConfigError("beta > 0, discount in (0, 1) and offline_ratio in [0, 1] needed")
+        if min(self.utd, self.batch_size, self.num_base_samples) < 1:
+            raise ConfigError("utd, batch_size and num_base_samples must be >= 1")
 
     @classmethod
     def cpu(cls) -> EXPOConfig:
@@ -81,52 +110,11 @@ class EXPOConfig:
             utd=20,
             critic_hidden_dims=(256, 256, 256),
             edit_hidden_dims=(256, 256),
+            next_base="fresh",
         )
 
 
-class EditPolicy(nn.Module):
-    """Tanh-Gaussian on (state, action): edit = beta * tanh(u), u ~ N(mu, sigma)."""
-
-    def __init__(self, obs_dim: int, action_dim: int, beta: float, hidden: tuple[int, ...]):
-        super().__init__()
-        if beta <= 0:
-            raise ConfigError(f"beta must be > 0, got {beta}")
-        self.beta, self.action_dim = beta, action_dim
-        self.net = mlp(obs_dim + action_dim, list(hidden), 2 * action_dim, layer_norm=True)
-
-    def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """Edited action clip(a + beta tanh u) [B, A] and log-prob of a + beta tanh u [B]."""
-        mean, raw = self.net(torch.cat([obs, action], -1)).chunk(2, -1)
-        log_std = -5.0 + 3.5 * (torch.tanh(raw) + 1.0)  # in [-5, 2]
-        u = mean + log_std.exp() * torch.randn_like(mean)
-        gauss = -0.5 * ((u - mean) / log_std.exp()).pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-        log_det = 2.0 * (math.log(2.0) - u - nn.functional.softplus(-2.0 * u))
-        log_pi = (gauss - log_det).sum(-1) - self.action_dim * math.log(self.beta)
-        return (action + self.beta * torch.tanh(u)).clamp(-1.0, 1.0), log_pi
-
-
-def select(
-    obs: Tensor,
-    base: Tensor,
-    edit: EditPolicy,
-    target: CriticEnsemble,
-    subset: int = 2,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """On-the-fly policy: for obs [B, D] and base samples [B, N, A], score the N bases and
-    their N edits by the min over a random target subset and return the argmax [B, A]."""
-    b, n, a = base.shape
-    with torch.no_grad():
-        flat_obs = obs.repeat_interleave(n, 0)
-        edited, _ = edit(flat_obs, base.reshape(b * n, a))
-        cands = torch.cat([base, edited.view(b, n, a)], 1)  # [B, 2N, A]
-        members = draw_members(target.num_critics, subset, generator=generator)
-        q = target.forward_members(
-            obs.repeat_interleave(2 * n, 0), cands.reshape(-1, a), members.to(obs.device)
-        )
-        q = q.min(0).values.view(b, 2 * n)
-        best = q.argmax(1)
-        return cands[torch.arange(b, device=obs.device), best]
+# ---- losses -------------------------------------------------------------------------------
 
 
 def td_target(
@@ -136,12 +124,12 @@ def td_target(
     next_base: Tensor,
     edit: EditPolicy,
     target: CriticEnsemble,
-    discount: float,
+    discount: float | Tensor,
     subset: int = 2,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Chunk backup: reward (already the discounted Ta-step sum) + discount**Ta-style
-    ``discount`` * not_done * Q'(s', select(s'))."""
+    """Chunk backup: reward (already the discounted k-step sum) + ``discount`` (gamma^k, per
+    row or one number) * not_done * Q'(s', select(s'))."""
     with torch.no_grad():
         a_next = select(next_obs, next_base, edit, target, subset, generator)
         q = target.random_subset_min(next_obs, a_next, subset, generator=generator)
@@ -169,14 +157,18 @@ class EXPO:
     def critic_step(
         self, obs: Tensor, action: Tensor, reward: Tensor, not_done: Tensor,
         next_obs: Tensor, next_base: Tensor, generator: torch.Generator | None = None,
+        bootstrap: Tensor | None = None,
     ) -> Tensor:  # fmt: skip
-        """One TD step on flattened chunks; ``reward`` is the raw discounted chunk return."""
+        """One TD step on flattened chunks; ``reward`` is the raw discounted chunk return and
+        ``bootstrap`` gamma^k per row (gamma^Ta for every row if None)."""
         cfg = self.cfg
-        # Shift applies per env step: sum_k gamma^k (s r_k + b) = s R + b sum_k gamma^k.
-        bias = cfg.reward_bias * sum(cfg.discount**k for k in range(self.chunk))
+        if bootstrap is None:
+            bootstrap = torch.full_like(reward, cfg.discount**self.chunk)
+        # The shift applies per env step: sum_j<k gamma^j (s r_j + b) = s R + b (1-g^k)/(1-g).
+        bias = cfg.reward_bias * (1.0 - bootstrap) / (1.0 - cfg.discount)
         y = td_target(
             cfg.reward_scale * reward + bias, not_done, next_obs, next_base, self.edit,
-            self.target, cfg.discount**self.chunk, cfg.target_subset, generator,
+            self.target, bootstrap, cfg.target_subset, generator,
         )  # fmt: skip
         loss = (self.critic(obs, action) - y).pow(2).mean(1).sum()
         self.opt_critic.zero_grad(set_to_none=True)
@@ -186,7 +178,7 @@ class EXPO:
         return loss.detach()
 
     def edit_step(self, obs: Tensor, action: Tensor) -> Tensor:
-        """SAC step of the edit policy on replay (s, a) against the ensemble mean."""
+        """SAC step of the edit policy on (s, base action) against the ensemble mean."""
         edited, log_pi = self.edit(obs, action)
         self.critic.requires_grad_(False)
         q = self.critic(obs, edited).mean(0)
@@ -203,4 +195,328 @@ class EXPO:
         return loss.detach()
 
 
-__all__ = ["EXPO", "EXPOConfig", "EditPolicy", "select", "td_target"]
+# ---- replay of chunk transitions ----------------------------------------------------------
+
+CHUNK_FIELDS = ("obs", "action", "reward", "not_done", "bootstrap", "next_obs", "base", "next_base")
+
+
+class ChunkReplay:
+    """Ring of chunk transitions: ``obs``/``next_obs`` [D] (normalized), ``action`` [Ta*A],
+    ``reward`` (discounted k-step sum), ``not_done``, ``bootstrap`` (gamma^k), ``base`` /
+    ``next_base`` [N, Ta*A] (base samples at s and s')."""
+
+    def __init__(self, capacity: int, obs_dim: int, chunk_dim: int, num_samples: int,
+                 device: torch.device | str = "cpu") -> None:  # fmt: skip
+        shapes = {"obs": (obs_dim,), "next_obs": (obs_dim,), "action": (chunk_dim,),
+                  "reward": (), "not_done": (), "bootstrap": (),
+                  "base": (num_samples, chunk_dim), "next_base": (num_samples, chunk_dim)}  # fmt: skip
+        self.data = {k: torch.zeros((capacity, *s), device=device) for k, s in shapes.items()}
+        self.capacity, self.pos, self.size = capacity, 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, rows: dict[str, Tensor]) -> None:
+        n = len(rows["reward"])
+        idx = (self.pos + torch.arange(n)) % self.capacity
+        for k in CHUNK_FIELDS:
+            self.data[k][idx.to(self.data[k].device)] = rows[k].to(self.data[k].device)
+        self.pos, self.size = (self.pos + n) % self.capacity, min(self.size + n, self.capacity)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        idx = torch.randint(self.size, (n,), generator=generator)
+        return {k: v[idx.to(v.device)] for k, v in self.data.items()}
+
+
+def offline_chunk_rows(
+    data: OfflineDataset, policy: EXPOPolicy, discount: float, batch: int = 4096
+) -> dict[str, Tensor]:
+    """Every offline step as a chunk transition (actions padded with the episode's last one),
+    with base samples at s drawn once; s' reuses the samples of step t+k (of the last step at
+    an episode's end, where a terminal makes them unused)."""
+    cfg = policy.config
+    ta, to = cfg.n_action_steps, cfg.n_obs_steps
+    t = torch.arange(data.num_transitions)
+    first = data.episode_starts[data.episode_ids]
+    last = first + data.episode_lengths[data.episode_ids] - 1
+    idx = t[:, None] + torch.arange(ta)
+    valid = (idx <= last[:, None]).float()
+    idx = torch.minimum(idx, last[:, None])
+    reward, not_done, bootstrap = chunk_returns(
+        data.rewards[idx] * valid, data.terminals[idx] * valid, torch.maximum(
+            data.dones[idx], 1 - valid), discount,
+    )  # fmt: skip
+    steps = torch.minimum(last - t + 1, torch.tensor(ta))
+    hist_idx = torch.maximum(t[:, None] - (to - 1) + torch.arange(to), first[:, None])
+    device = policy.device
+    with torch.no_grad():
+        obs = policy.flat_obs({k: v[t].to(device) for k, v in data.obs.items()})
+        next_obs = policy.flat_obs(
+            {k: v[t + steps - 1].to(device) for k, v in data.next_obs.items()}
+        )
+        base = torch.cat([
+            policy.base_chunks(
+                policy.flat_obs({k: v[hist_idx[i : i + batch]].to(device)
+                                 for k, v in data.obs.items()}),
+                cfg.num_samples,
+            )
+            for i in range(0, len(t), batch)
+        ])  # fmt: skip
+    next_idx = torch.minimum(t + steps, last)
+    return {
+        "obs": obs, "action": data.actions[idx].flatten(1).to(device),
+        "reward": reward.to(device), "not_done": not_done.to(device),
+        "bootstrap": bootstrap.to(device), "next_obs": next_obs,
+        "base": base, "next_base": base[next_idx.to(device)],
+    }  # fmt: skip
+
+
+# ---- the agent the fine-tuning loop drives ------------------------------------------------
+
+
+class EXPOAgent:
+    """Acts with on-the-fly selection, turns env steps into chunk transitions and per-step
+    episodes, and updates critics, edit policy and base policy.
+
+    Per vector step the loop calls :meth:`act`, steps the env, then :meth:`observe`; once
+    learning has started, :meth:`update` (one critic UTD round, one edit step, one imitation
+    step). ``policy`` is what evaluation and deployment run.
+    """
+
+    def __init__(
+        self,
+        policy: EXPOPolicy,
+        critic: CriticEnsemble,
+        offline: OfflineDataset | None,
+        cfg: EXPOConfig,
+        num_envs: int,
+        capacity: int,
+        generator: torch.Generator,
+    ) -> None:
+        pc = policy.config
+        self.cfg, self.policy, self.generator, self.num_envs = cfg, policy, generator, num_envs
+        self.critic = critic
+        self.core = EXPO(critic, policy.target, policy.edit, cfg, chunk=pc.n_action_steps)
+        self.opt_base = torch.optim.AdamW(policy.denoiser.parameters(), lr=cfg.base_lr,
+                                          weight_decay=1e-6)  # fmt: skip
+        self.online = ChunkReplay(capacity // pc.n_action_steps + num_envs, pc.obs_dim,
+                                  pc.chunk_dim, pc.num_samples, policy.device)  # fmt: skip
+        self.offline = offline
+        self.offline_rows = (
+            None if offline is None else offline_chunk_rows(offline, policy, cfg.discount)
+        )
+        self.updates = 0
+        self.imitation_steps = 0
+        # Per env: the chunk being executed, and a finished chunk waiting for s' samples.
+        n, dev = num_envs, policy.device
+        self._start: dict[str, Tensor] = {
+            "obs": torch.zeros(n, pc.obs_dim, device=dev),
+            "action": torch.zeros(n, pc.chunk_dim, device=dev),
+            "base": torch.zeros(n, pc.num_samples, pc.chunk_dim, device=dev),
+        }
+        self._ret = torch.zeros(n, device=dev)
+        self._steps = torch.zeros(n, dtype=torch.long, device=dev)
+        self._waiting: dict[str, Tensor] | None = None  # rows [n] awaiting next_base
+        self._waiting_mask = torch.zeros(n, dtype=torch.bool, device=dev)
+        # Per-step episodes for the base policy's imitation.
+        self._steps_log: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        self._episodes: list[dict[str, Any]] = []
+        self._online_data: OfflineDataset | None = None
+        self._acting: tuple[Tensor | None, ...] = (None, None, None)  # the policy's queues
+
+    # -- acting ----------------------------------------------------------------------------
+
+    def act(self, obs: dict[str, Tensor], learning: bool = True) -> Tensor:
+        """Actions [N, A]; ``learning`` False executes the base policy alone (warmup)."""
+        self.policy.selecting = learning
+        self.policy.last_plan = None
+        self.policy.set_acting_state(self._acting)
+        actions = self.policy.act(obs)
+        self._acting = self.policy.acting_state()
+        plan = self.policy.last_plan
+        if plan is not None:
+            rows = self._replanned(obs)
+            if self._waiting is not None and self._waiting_mask[rows].any():
+                done = rows[self._waiting_mask[rows]]
+                self._waiting["next_base"][done] = plan["base"][self._waiting_mask[rows]]
+                self._emit(self._waiting, done)
+                self._waiting_mask[done] = False
+            self._start["obs"][rows] = plan["obs"]
+            self._start["action"][rows] = plan["chosen"]
+            self._start["base"][rows] = plan["base"]
+            self._ret[rows] = 0.0
+            self._steps[rows] = 0
+        return actions
+
+    def _replanned(self, obs: dict[str, Tensor]) -> Tensor:
+        # The policy replans exactly the envs whose queue index was reset to 0.
+        return (self._acting[2] == 1).nonzero().flatten()
+
+    def observe(
+        self,
+        obs: dict[str, Tensor],
+        action: Tensor,
+        reward: Tensor,
+        terminated: Tensor,
+        truncated: Tensor,
+        next_obs: dict[str, Tensor],
+        final_obs: dict[str, Tensor] | None = None,
+    ) -> None:
+        """Account one env step of every env (``next_obs`` after autoreset; ``final_obs`` the
+        true last observation of envs that finished, as in ``info["final_obs"]``)."""
+        cfg, pc, dev = self.cfg, self.policy.config, self.policy.device
+        reward, terminated, truncated = (x.to(dev) for x in (reward, terminated, truncated))
+        done = terminated | truncated
+        # info["final_obs"]: the true next observation of every env (before any autoreset).
+        true_next = final_obs if final_obs is not None else next_obs
+        self._ret += cfg.discount ** self._steps.float() * reward.float()
+        self._steps += 1
+        self._log_steps(obs, action, reward, terminated, true_next, done)
+        full = (self._steps >= pc.n_action_steps) & ~done
+        ended = done | full
+        if ended.any():
+            rows = ended.nonzero().flatten()
+            flat_next = self.policy.flat_obs({k: v[rows].to(dev) for k, v in true_next.items()})
+            new = {
+                "obs": self._start["obs"][rows], "action": self._start["action"][rows],
+                "base": self._start["base"][rows], "reward": self._ret[rows],
+                "not_done": (~terminated[rows]).float(),
+                "bootstrap": cfg.discount ** self._steps[rows].float(),
+                "next_obs": flat_next, "next_base": self._start["base"][rows],
+            }  # fmt: skip
+            term = terminated[rows]
+            trunc = truncated[rows] & ~term
+            if trunc.any():  # bootstrap from the final observation: sample there now
+                hist = self._acting[0][rows[trunc]]
+                hist = torch.cat([hist[:, 1:], flat_next[trunc].unsqueeze(1)], 1)
+                with torch.no_grad():
+                    new["next_base"][trunc] = self.policy.base_chunks(
+                        hist, pc.num_samples, self.generator if dev.type == "cpu" else None
+                    )
+            finished = done[rows]
+            if finished.any():
+                self.online.add({k: v[finished] for k, v in new.items()})
+            cont = ~finished
+            if cont.any():
+                if self._waiting is None:
+                    self._waiting = {k: torch.zeros((self.num_envs, *v.shape[1:]), device=dev)
+                                     for k, v in new.items()}  # fmt: skip
+                for k, v in new.items():
+                    self._waiting[k][rows[cont]] = v[cont]
+                self._waiting_mask[rows[cont]] = True
+        if done.any():
+            self.policy.set_acting_state(self._acting)
+            self.policy.reset(done.nonzero().flatten())
+            self._acting = self.policy.acting_state()
+
+    def _emit(self, rows: dict[str, Tensor], idx: Tensor) -> None:
+        self.online.add({k: v[idx] for k, v in rows.items()})
+
+    def _log_steps(self, obs, action, reward, terminated, next_obs, done) -> None:  # noqa: ANN001
+        cpu = {k: v.detach().cpu().numpy() for k, v in obs.items()}
+        nxt = {k: v.detach().cpu().numpy() for k, v in next_obs.items()}
+        act, rew = action.detach().cpu().numpy(), reward.detach().cpu().numpy()
+        term = terminated.detach().cpu().numpy()
+        for i in range(self.num_envs):
+            self._steps_log[i].append({"obs": {k: v[i] for k, v in cpu.items()},
+                                       "next_obs": {k: v[i] for k, v in nxt.items()},
+                                       "action": act[i], "reward": rew[i], "term": term[i]})  # fmt: skip
+            if bool(done[i]):
+                steps, self._steps_log[i] = self._steps_log[i], []
+                keys = steps[0]["obs"]
+                self._episodes.append({
+                    "obs": {k: np.stack([s["obs"][k] for s in steps]) for k in keys},
+                    "next_obs": {k: np.stack([s["next_obs"][k] for s in steps]) for k in keys},
+                    "actions": np.stack([s["action"] for s in steps]),
+                    "rewards": np.array([s["reward"] for s in steps], dtype=np.float32),
+                    "dones": np.array([s["term"] for s in steps], dtype=np.float32),
+                })  # fmt: skip
+                self._online_data = None
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Enough online chunks for an update."""
+        return len(self.online) > 0
+
+    def _critic_batch(self, n: int) -> dict[str, Tensor]:
+        n_off = round(n * self.cfg.offline_ratio) if self.offline_rows is not None else 0
+        parts = []
+        if n_off:
+            idx = torch.randint(
+                len(self.offline_rows["reward"]), (n_off,), generator=self.generator
+            )
+            parts.append({k: v[idx.to(v.device)] for k, v in self.offline_rows.items()})
+        parts.append(self.online.sample(n - n_off, self.generator))
+        return {k: torch.cat([p[k] for p in parts]) for k in CHUNK_FIELDS}
+
+    def update(self) -> dict[str, float]:
+        """``utd`` critic steps, one edit step and one imitation step of the base policy."""
+        cfg, pc = self.cfg, self.policy.config
+        batch = self._critic_batch(cfg.utd * cfg.batch_size)
+        if cfg.next_base == "fresh":
+            batch["next_base"] = self._fresh_next_base(batch)
+        losses = []
+        for i in range(cfg.utd):
+            rows = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+            losses.append(self.core.critic_step(
+                batch["obs"][rows], batch["action"][rows], batch["reward"][rows],
+                batch["not_done"][rows], batch["next_obs"][rows], batch["next_base"][rows],
+                self.generator, batch["bootstrap"][rows],
+            ))  # fmt: skip
+        last = slice((cfg.utd - 1) * cfg.batch_size, cfg.utd * cfg.batch_size)
+        pick = torch.randint(pc.num_samples, (cfg.batch_size,), generator=self.generator)
+        base = batch["base"][last][torch.arange(cfg.batch_size), pick.to(batch["base"].device)]
+        edit_loss = self.core.edit_step(batch["obs"][last], base)
+        imitation = self._imitation_step()
+        self.updates += 1
+        return {
+            "train/critic_loss": float(torch.stack(losses).mean()),
+            "train/edit_loss": float(edit_loss),
+            "train/temperature": float(self.core.log_temperature.detach().exp()),
+            "train/base_loss": imitation,
+        }
+
+    def _fresh_next_base(self, batch: dict[str, Tensor]) -> Tensor:
+        # s' histories are not kept per row: condition on s' repeated (an episode-start history).
+        pc = self.policy.config
+        hist = batch["next_obs"].unsqueeze(1).expand(-1, pc.n_obs_steps, -1)
+        with torch.no_grad():
+            return self.policy.base_chunks(hist, pc.num_samples)
+
+    def _imitation_step(self) -> float:
+        pc, cfg = self.policy.config, self.cfg
+        if self._online_data is None and self._episodes:
+            self._online_data = OfflineDataset.from_episodes(self._episodes).to(self.policy.device)
+        sources = [d for d in (self.offline, self._online_data) if d is not None]
+        if not sources:
+            return 0.0
+        half = cfg.batch_size // len(sources)
+        parts = [d.sample_sequences(half, n_obs_steps=pc.n_obs_steps, horizon=pc.horizon,
+                                    generator=self.generator, device=self.policy.device)
+                 for d in sources]  # fmt: skip
+        batch = {
+            "obs": {k: torch.cat([p["obs"][k] for p in parts]) for k in parts[0]["obs"]},
+            "actions": torch.cat([p["actions"] for p in parts]),
+        }
+        loss = self.policy.loss(batch, self.generator if self.policy.device.type == "cpu" else None)
+        self.opt_base.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_base.step()
+        self.imitation_steps += 1
+        # Continue the offline run's EMA (decay ~0.999), not restart it from a copy.
+        self.policy.ema_update(10_000 + self.imitation_steps)
+        return float(loss.detach())
+
+
+__all__ = [
+    "CHUNK_FIELDS",
+    "EXPO",
+    "ChunkReplay",
+    "EXPOAgent",
+    "EXPOConfig",
+    "EditPolicy",
+    "offline_chunk_rows",
+    "select",
+    "td_target",
+]

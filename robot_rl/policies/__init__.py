@@ -8,11 +8,13 @@ from robot_rl.checkpoint import load_policy_dir
 from robot_rl.errors import CheckpointError
 from robot_rl.policies.base import Policy
 from robot_rl.policies.diffusion import DiffusionPolicy, DiffusionPolicyConfig
+from robot_rl.policies.expo import EXPOPolicy, EXPOPolicyConfig
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 
 POLICY_TYPES: dict[str, type[Policy]] = {
     GaussianPolicy.policy_type: GaussianPolicy,
     DiffusionPolicy.policy_type: DiffusionPolicy,
+    EXPOPolicy.policy_type: EXPOPolicy,
 }
 
 
@@ -38,6 +40,8 @@ __all__ = [
     "POLICY_TYPES",
     "DiffusionPolicy",
     "DiffusionPolicyConfig",
+    "EXPOPolicy",
+    "EXPOPolicyConfig",
     "GaussianPolicy",
     "GaussianPolicyConfig",
     "Policy",

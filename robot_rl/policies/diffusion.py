@@ -329,18 +329,35 @@ class DiffusionPolicy(Policy):
             self._next = torch.where(self._next < 0, cfg.n_action_steps, self._next)
         replan = (self._next >= cfg.n_action_steps).nonzero().flatten()
         if len(replan):
-            hist = self._hist[replan].flatten(1)
-            chunk = self.denoise(hist, generator, deterministic=deterministic)
-            start = cfg.n_obs_steps - 1
-            self._plan[replan] = chunk[:, start : start + cfg.n_action_steps]
+            self._plan[replan] = self.plan(self._hist[replan], generator, deterministic)
             self._next[replan] = 0
         action = self._plan[torch.arange(n, device=flat.device), self._next]
         self._next = self._next + 1
         return self.normalizer.unnormalize_action(action).clamp(-1.0, 1.0)
 
+    def acting_state(self) -> tuple[torch.Tensor | None, ...]:
+        """Per-env history and queue, so two users of one policy (a fine-tuning actor and an
+        evaluation) can each keep their own (see :meth:`set_acting_state`)."""
+        return (self._hist, self._plan, self._next)
+
+    def set_acting_state(self, state: tuple[torch.Tensor | None, ...]) -> None:
+        self._hist, self._plan, self._next = state
+
+    def plan(
+        self, hist: torch.Tensor, generator: torch.Generator | None, deterministic: bool
+    ) -> torch.Tensor:
+        """The executed part [R, Ta, A] (normalized) of a chunk for histories [R, To, obs_dim];
+        a subclass may choose among candidates here (EXPO)."""
+        chunk = self.denoise(hist.flatten(1), generator, deterministic=deterministic)
+        start = self.config.n_obs_steps - 1
+        return chunk[:, start : start + self.config.n_action_steps]
+
     def reset(self, env_ids: torch.Tensor | None = None) -> None:
         """Forget history and queued actions of ``env_ids`` (all envs if None)."""
         if env_ids is None or self._next is None:
+            self._hist = self._plan = self._next = None
+            return
+        if len(env_ids) and int(env_ids.max()) >= len(self._next):  # another batch's ids
             self._hist = self._plan = self._next = None
             return
         self._next[env_ids.to(self._next.device)] = -1
