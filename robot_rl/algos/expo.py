@@ -452,7 +452,7 @@ class EXPOAgent:
 
     def update(self) -> dict[str, float]:
         """``utd`` critic steps, one edit step and one imitation step of the base policy."""
-        cfg, pc = self.cfg, self.policy.config
+        cfg = self.cfg
         batch = self._critic_batch(cfg.utd * cfg.batch_size)
         if cfg.next_base == "fresh":
             batch["next_base"] = self._fresh_next_base(batch)
@@ -464,10 +464,9 @@ class EXPOAgent:
                 batch["not_done"][rows], batch["next_obs"][rows], batch["next_base"][rows],
                 self.generator, batch["bootstrap"][rows],
             ))  # fmt: skip
+        # The edit policy trains on (s, a) of the replay batch, as the authors do.
         last = slice((cfg.utd - 1) * cfg.batch_size, cfg.utd * cfg.batch_size)
-        pick = torch.randint(pc.num_samples, (cfg.batch_size,), generator=self.generator)
-        base = batch["base"][last][torch.arange(cfg.batch_size), pick.to(batch["base"].device)]
-        edit_loss = self.core.edit_step(batch["obs"][last], base)
+        edit_loss = self.core.edit_step(batch["obs"][last], batch["action"][last])
         imitation = self._imitation_step()
         self.updates += 1
         return {

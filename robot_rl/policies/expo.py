@@ -174,9 +174,13 @@ class EXPOPolicy(DiffusionPolicy):
         cfg = self.config
         cond = hist.flatten(1).repeat_interleave(num_samples, 0)
         if deterministic:
-            # Distinct but fixed noise per sample: the same history gives the same candidates.
+            # Distinct but fixed noise per sample: the same history gives the same candidates;
+            # the first is the base policy's own deterministic chunk.
             generator = torch.Generator(device=cond.device).manual_seed(0)
         chunk = self.denoise(cond, generator)
+        if deterministic:
+            first = torch.arange(0, len(cond), num_samples, device=cond.device)
+            chunk[first] = self.denoise(cond[first], deterministic=True)
         start = cfg.n_obs_steps - 1
         executed = chunk[:, start : start + cfg.n_action_steps]
         executed = self.normalizer.unnormalize_action(executed).clamp(-1.0, 1.0)
