@@ -190,10 +190,10 @@ def cmd_quickstart(argv: list[str]) -> None:
 
 
 def cmd_finetune(argv: list[str]) -> None:
-    from robot_rl.train.finetune import FinetuneConfig, finetune
+    from robot_rl.train.finetune import FinetuneConfig, run_finetune
 
     cfg = tyro.cli(FinetuneConfig, args=argv, prog="robot-rl finetune")
-    summary = finetune(cfg)
+    summary = run_finetune(cfg)
     console.print(_results_table(f"finetune {cfg.algo} {cfg.task} → {cfg.out}", summary))
 
 

@@ -45,7 +45,7 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
     generator = seed_everything(cfg.seed)
     dataset, env_info = load_task_dataset(cfg.dataset, cfg.obs_keys, cfg.filter_key)
     obs_keys = cfg.obs_keys or [k for k, v in dataset.obs.items() if v.is_floating_point()]
-    normalizer = Normalizer.fit(dataset, obs_keys)
+    normalizer = Normalizer.fit(dataset, obs_keys, actions="env")
     policy_cfg = GaussianPolicyConfig(
         obs_keys=obs_keys,
         obs_dim=sum(dataset.obs[k].shape[-1] for k in obs_keys),

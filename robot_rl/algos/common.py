@@ -74,7 +74,9 @@ def build_actor_critic(
         action_dim=dataset.action_dim,
         hidden_dims=list(cfg.hidden_dims),
     )
-    policy = GaussianPolicy(actor_cfg, Normalizer.fit(dataset, obs_keys), env_info)
+    # Actions in the env's [-1, 1] box, not the data's range: fine-tuning acts from here.
+    normalizer = Normalizer.fit(dataset, obs_keys, actions="env")
+    policy = GaussianPolicy(actor_cfg, normalizer, env_info)
     critic_cfg = CriticConfig(
         obs_dim=obs_dim,
         action_dim=dataset.action_dim,

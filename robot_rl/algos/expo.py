@@ -28,19 +28,49 @@ denoising; ``next_base="fresh"`` redraws them every step, as the authors do.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from robot_rl.algos.agent import (
+    OnlineConfig,
+    RewardConvention,
+    load_optimizer,
+    optimizer_tensors,
+    saved_reward_convention,
+)
+from robot_rl.algos.common import load_task_dataset
+from robot_rl.checkpoint import read_config
 from robot_rl.data import OfflineDataset
 from robot_rl.data.chunks import chunk_returns
-from robot_rl.errors import ConfigError
+from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.perf import adam
-from robot_rl.policies.critic import CriticEnsemble, polyak_update
+from robot_rl.policies import load_policy
+from robot_rl.policies.critic import CriticConfig, CriticEnsemble, polyak_update
+from robot_rl.policies.diffusion import DiffusionPolicy
 from robot_rl.policies.expo import EditPolicy, EXPOPolicy, select
+
+DESCRIPTION = "diffusion base + edit policy + on-the-fly selection, chunk critics (needs --init)"
+
+# Fields left unset take these values (cpu: <= 10 min here; paper: the authors').
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"num_envs": 8, "updates_per_collect": 1, "utd": 4, "batch_size": 256,
+            "num_critics": 10, "critic_hidden_dims": [128, 128], "warmup_steps": 1000,
+            "random_steps": 0, "actor_delay_updates": 0, "offline_ratio": 0.5,
+            "target_entropy_per_dim": -0.5, "num_samples": 4, "beta": 0.05},
+    "paper": {"num_envs": 1, "updates_per_collect": 1, "utd": 20, "batch_size": 256,
+              "num_critics": 10, "critic_hidden_dims": [256, 256, 256], "warmup_steps": 5000,
+              "random_steps": 0, "actor_delay_updates": 0, "offline_ratio": 0.5,
+              "target_entropy_per_dim": -0.5, "num_samples": 8, "beta": 0.05},
+}  # fmt: skip
+
+REWARD = RewardConvention(scale=10.0, bias=-5.0, discount=0.99)
+"""New critics: 10 r - 5 per env step, gamma 0.99 (as SAC here); an EXPO start keeps its own."""
 
 # ---- settings -----------------------------------------------------------------------------
 
@@ -292,9 +322,12 @@ class EXPOAgent:
         num_envs: int,
         capacity: int,
         generator: torch.Generator,
+        warmup_steps: int = 0,
     ) -> None:
         pc = policy.config
         self.cfg, self.policy, self.generator, self.num_envs = cfg, policy, generator, num_envs
+        self.warmup_steps = warmup_steps
+        self.reward = RewardConvention(cfg.reward_scale, cfg.reward_bias, cfg.discount)
         self.critic = critic
         self.core = EXPO(critic, policy.target, policy.edit, cfg, chunk=pc.n_action_steps)
         self.opt_base = torch.optim.AdamW(policy.denoiser.parameters(), lr=cfg.base_lr,
@@ -326,9 +359,10 @@ class EXPOAgent:
 
     # -- acting ----------------------------------------------------------------------------
 
-    def act(self, obs: dict[str, Tensor], learning: bool = True) -> Tensor:
-        """Actions [N, A]; ``learning`` False executes the base policy alone (warmup)."""
-        self.policy.selecting = learning
+    def act(self, obs: dict[str, Tensor], env_steps: int) -> Tensor:
+        """Actions [N, A]; during the warmup the base policy acts alone."""
+        self.policy.selecting = env_steps >= self.warmup_steps
+        obs = {k: v.to(self.policy.device) for k, v in obs.items()}
         self.policy.last_plan = None
         self.policy.set_acting_state(self._acting)
         actions = self.policy.act(obs)
@@ -435,9 +469,9 @@ class EXPOAgent:
 
     # -- updates ---------------------------------------------------------------------------
 
-    def ready(self) -> bool:
-        """Enough online chunks for an update."""
-        return len(self.online) > 0
+    def learning(self, env_steps: int) -> bool:
+        """After the warmup, once an online chunk is stored."""
+        return env_steps > self.warmup_steps and len(self.online) > 0
 
     def _critic_batch(self, n: int) -> dict[str, Tensor]:
         n_off = round(n * self.cfg.offline_ratio) if self.offline_rows is not None else 0
@@ -450,7 +484,7 @@ class EXPOAgent:
         parts.append(self.online.sample(n - n_off, self.generator))
         return {k: torch.cat([p[k] for p in parts]) for k in CHUNK_FIELDS}
 
-    def update(self) -> dict[str, float]:
+    def update(self, index: int = 0) -> dict[str, float]:
         """``utd`` critic steps, one edit step and one imitation step of the base policy."""
         cfg = self.cfg
         batch = self._critic_batch(cfg.utd * cfg.batch_size)
@@ -475,6 +509,58 @@ class EXPOAgent:
             "train/temperature": float(self.core.log_temperature.detach().exp()),
             "train/base_loss": imitation,
         }
+
+    # -- saving and resuming ---------------------------------------------------------------
+
+    def extras(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+        """The policy directory holds the target critics itself; add the convention."""
+        return {"reward": self.reward.to_json()}, {}
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        core = self.core
+        return {"critic": core.opt_critic, "edit": core.opt_edit, "temperature": core.opt_temp,
+                "base": self.opt_base}  # fmt: skip
+
+    def state_dict(self) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
+        learner = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
+        learner.update({f"critic.{k}": v for k, v in self.critic.state_dict().items()})
+        learner["log_temperature"] = self.core.log_temperature.detach().clone()
+        groups = {}
+        for name, opt in self._optimizers().items():
+            tensors, groups[name] = optimizer_tensors(name, opt)
+            learner.update(tensors)
+        replay = {k: v[: self.online.size].contiguous() for k, v in self.online.data.items()}
+        replay["pos_size"] = torch.tensor([self.online.pos, self.online.size])
+        files = {"learner": learner, "replay": replay,
+                 "offline_rows": dict(self.offline_rows or {}), "episodes": _pack(self._episodes)}  # fmt: skip
+        meta = {"optimizers": groups, "updates": self.updates,
+                "imitation_steps": self.imitation_steps}  # fmt: skip
+        return files, meta
+
+    def load_state_dict(self, files: dict[str, dict[str, Tensor]], meta: dict[str, Any]) -> None:
+        learner = files["learner"]
+        try:
+            self.policy.load_state_dict(_strip(learner, "policy."))
+            self.critic.load_state_dict(_strip(learner, "critic."))
+            with torch.no_grad():
+                self.core.log_temperature.copy_(learner["log_temperature"])
+            for name, opt in self._optimizers().items():
+                load_optimizer(name, opt, learner, meta["optimizers"][name])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise CheckpointError(
+                f"EXPO learner state does not match this configuration: {e}"
+            ) from e
+        pos, size = (int(x) for x in files["replay"]["pos_size"])
+        for k, v in self.online.data.items():
+            v[:size] = files["replay"][k].to(v.device)
+        self.online.pos, self.online.size = pos % self.online.capacity, size
+        if files.get("offline_rows"):
+            self.offline_rows = {
+                k: v.to(self.policy.device) for k, v in files["offline_rows"].items()
+            }
+        self._episodes = _unpack(files.get("episodes", {}))
+        self._online_data = None
+        self.updates, self.imitation_steps = int(meta["updates"]), int(meta["imitation_steps"])
 
     def _fresh_next_base(self, batch: dict[str, Tensor]) -> Tensor:
         # s' histories are not kept per row: condition on s' repeated (an episode-start history).
@@ -508,7 +594,108 @@ class EXPOAgent:
         return float(loss.detach())
 
 
+def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _pack(episodes: list[dict[str, Any]]) -> dict[str, Tensor]:
+    """Episodes (numpy) as flat tensors: concatenated fields plus their lengths."""
+    if not episodes:
+        return {}
+    out = {"lengths": torch.tensor([len(ep["actions"]) for ep in episodes])}
+    for part in ("obs", "next_obs"):
+        for k in episodes[0][part]:
+            out[f"{part}.{k}"] = torch.from_numpy(np.concatenate([ep[part][k] for ep in episodes]))
+    for name in ("actions", "rewards", "dones"):
+        out[name] = torch.from_numpy(np.concatenate([ep[name] for ep in episodes]))
+    return out
+
+
+def _unpack(packed: dict[str, Tensor]) -> list[dict[str, Any]]:
+    if not packed:
+        return []
+    bounds = np.cumsum([0, *packed["lengths"].tolist()])
+    keys = {part: [k.split(".", 1)[1] for k in packed if k.startswith(part + ".")]
+            for part in ("obs", "next_obs")}  # fmt: skip
+    return [
+        {**{part: {k: packed[f"{part}.{k}"][a:b].numpy() for k in keys[part]}
+            for part in ("obs", "next_obs")},
+         **{name: packed[name][a:b].numpy() for name in ("actions", "rewards", "dones")}}
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]  # fmt: skip
+
+
+# ---- building from the run settings -------------------------------------------------------
+
+
+def build(cfg: OnlineConfig, env: Any, generator: torch.Generator) -> EXPOAgent:
+    """From a diffusion policy (new critics and edit policy) or an earlier EXPO run's
+    ``policy/`` (its edit policy, its target critics as the critics, its reward convention)."""
+    if cfg.init is None:
+        raise ConfigError(
+            "expo needs --init: a diffusion policy (robot-rl train diffusion) or an expo run's policy/"
+        )
+    start = load_policy(cfg.init, device=cfg.device)
+    init_cfg = read_config(cfg.init)
+    if start.env_info.get("env_name") != cfg.task:
+        raise ConfigError(
+            f"start policy was trained for env {start.env_info.get('env_name')!r}, not {cfg.task!r}"
+        )
+    if not isinstance(start, DiffusionPolicy):
+        raise ConfigError(
+            f"{cfg.init}: expo fine-tunes a diffusion policy, got {start.policy_type!r}"
+        )
+    data_path = cfg.dataset
+    if data_path is None:
+        data_path = init_cfg.get("train", {}).get("dataset") or init_cfg.get("finetune", {}).get(
+            "dataset"
+        )
+    if cfg.offline_ratio > 0 and data_path is None:
+        raise ConfigError(f"expo: offline_ratio {cfg.offline_ratio} needs --dataset")
+    offline = None
+    if data_path is not None:
+        offline, _ = load_task_dataset(Path(data_path), obs_keys=start.obs_keys)
+        offline = offline.to(cfg.device)
+    reward = REWARD
+    if isinstance(start, EXPOPolicy):
+        policy = start
+        critic = CriticEnsemble(policy.target.config).to(cfg.device)
+        critic.load_state_dict(policy.target.state_dict())
+        reward = saved_reward_convention(init_cfg) or REWARD
+    else:
+        chunk_dim = start.config.n_action_steps * start.config.action_dim
+        critic = CriticEnsemble(CriticConfig(
+            start.config.obs_dim, chunk_dim, num_critics=cfg.num_critics,
+            hidden_dims=list(cfg.critic_hidden_dims),
+        )).to(cfg.device)  # fmt: skip
+        policy = EXPOPolicy.from_diffusion(
+            start, critic, num_samples=cfg.num_samples, beta=cfg.beta,
+            edit_hidden_dims=[256, 256] if cfg.scale == "paper" else [128, 128],
+        )  # fmt: skip
+    settings = EXPOConfig(
+        num_base_samples=policy.config.num_samples, num_edits=policy.config.num_samples,
+        beta=policy.config.beta, utd=cfg.utd, batch_size=cfg.batch_size,
+        num_critics=critic.num_critics, critic_hidden_dims=tuple(critic.config.hidden_dims),
+        target_entropy_per_dim=cfg.target_entropy_per_dim, offline_ratio=cfg.offline_ratio,
+        reward_scale=reward.scale if cfg.reward_scale is None else cfg.reward_scale,
+        reward_bias=reward.bias if cfg.reward_bias is None else cfg.reward_bias,
+        discount=reward.discount if cfg.discount is None else cfg.discount,
+        next_base="fresh" if cfg.scale == "paper" else "cache",
+    )  # fmt: skip
+    agent = EXPOAgent(policy.train(), critic, offline if settings.offline_ratio > 0 else None,
+                      settings, cfg.num_envs, cfg.env_steps + cfg.num_envs, generator,
+                      warmup_steps=cfg.warmup_steps)  # fmt: skip
+    if cfg.init_temperature is not None:
+        with torch.no_grad():
+            agent.core.log_temperature.fill_(math.log(cfg.init_temperature))
+    return agent
+
+
 __all__ = [
+    "DESCRIPTION",
+    "PRESETS",
+    "REWARD",
+    "build",
     "CHUNK_FIELDS",
     "EXPO",
     "ChunkReplay",

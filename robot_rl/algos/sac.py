@@ -1,4 +1,5 @@
-"""Soft actor-critic over the shared critic ensemble; RLPD and WSRL are settings of it.
+"""SAC (Haarnoja et al. 2018) over the shared critic ensemble: the update RLPD and WSRL reuse,
+the agent that collects into a replay buffer, and plain SAC's presets and build.
 
 One :meth:`SAC.update` takes ``utd * batch_size`` transitions: ``utd`` critic steps on
 consecutive minibatches of ``batch_size`` (each followed by a Polyak update of the target),
@@ -8,30 +9,77 @@ entropy term; the actor maximizes the mean or the min of the ensemble. Every cri
 evaluated in one batched call (:class:`CriticEnsemble`), and the update returns its metrics
 as device tensors so the caller decides when to synchronize.
 
-Settings (per ``ALGORITHMS.md``):
+Settings (per ``ALGORITHMS.md``; each method's file holds its presets):
 
 ========  ===  =========  ===========  ==============  =============  =============
-preset    UTD  subset     actor        entropy backup  target entropy offline ratio
+method    UTD  subset     actor        entropy backup  target entropy offline ratio
 ========  ===  =========  ===========  ==============  =============  =============
 sac       1    2 of 2     min          yes             -|A|           0
 rlpd      20   2 of 10    mean         yes             -|A|/2         0.5
 wsrl      4    2 of 10    min of 10    no              -|A|           0
 ========  ===  =========  ===========  ==============  =============  =============
+
+Actions: the actor and the replay work in the env's [-1, 1] box (the actor's action normalizer
+is the identity, as the offline trainers now save it), so fine-tuning can take any action the
+env takes, not only those inside the demonstrations' range.
+
+Reward convention (plain SAC): new critics learn on ``10 r - 5`` with gamma 0.99, the Cal-QL
+shift for 0/1 sparse tasks (a step that does not succeed costs). For a dense env reward (e.g.
+gymnasium's Reacher, about -0.1 per step) pass ``--reward-scale 1 --reward-bias 0``; the
+convention is written into the run's ``policy/config.json`` (``reward``), and a later run
+that keeps these critics reads it from there.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
+from robot_rl.algos.agent import Obs, OnlineConfig, RewardConvention, saved_reward_convention
+from robot_rl.algos.common import load_task_dataset
+from robot_rl.checkpoint import read_config
+from robot_rl.data import Normalizer, OfflineDataset
+from robot_rl.data.normalizer import ACTION_FIELD
+from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.perf import adam
-from robot_rl.policies.critic import CriticEnsemble, polyak_update
-from robot_rl.policies.gaussian import GaussianPolicy
+from robot_rl.policies import load_policy
+from robot_rl.policies.critic import (
+    CriticConfig,
+    CriticEnsemble,
+    critic_checkpoint,
+    load_critic,
+    load_temperature,
+    make_target,
+    polyak_update,
+)
+from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
+
+DESCRIPTION = "plain SAC (from scratch; --init or --dataset optional)"
+
+# Fields left unset take these values. cpu: one run <= 10 min on one core (8 envs per update
+# call, UTD 4, narrow critics); paper: the authors' settings, one env per update.
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu": {"num_envs": 8, "updates_per_collect": 1, "batch_size": 256, "utd": 4,
+            "num_critics": 2, "critic_hidden_dims": [128, 128], "random_steps": 1000,
+            "warmup_steps": 0, "actor_delay_updates": 0, "offline_ratio": 0.0,
+            "from_scratch": True, "target_entropy_per_dim": -1.0, "entropy_backup": True,
+            "actor_reduce": "min", "temperature_lr": 3e-4},
+    "paper": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 1,
+              "num_critics": 2, "critic_hidden_dims": [256, 256], "random_steps": 5000,
+              "warmup_steps": 0, "actor_delay_updates": 0, "offline_ratio": 0.0,
+              "from_scratch": True, "target_entropy_per_dim": -1.0, "entropy_backup": True,
+              "actor_reduce": "min", "temperature_lr": 3e-4},
+}  # fmt: skip
+
+REWARD = RewardConvention(scale=10.0, bias=-5.0, discount=0.99)
+"""New critics: 10 r - 5, gamma 0.99 (see the module docstring)."""
 
 
 @dataclass
@@ -248,4 +296,195 @@ def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-__all__ = ["SAC", "SACConfig"]
+# ---- the agent the fine-tuning loop drives ------------------------------------------------
+
+
+class SACAgent:
+    """SAC, RLPD or WSRL as the loop drives it: act (start policy during warmup, uniform
+    random actions, then the actor), store transitions, update from mixed batches."""
+
+    def __init__(
+        self,
+        sac: SAC,
+        buffer: ReplayBuffer,
+        sampler: MixedSampler,
+        reward: RewardConvention,
+        *,
+        warmup_steps: int,
+        random_steps: int,
+        actor_delay_updates: int,
+        generator: torch.Generator,
+    ) -> None:
+        self.sac, self.buffer, self.sampler, self.reward = sac, buffer, sampler, reward
+        self.policy: GaussianPolicy = sac.policy
+        self.warmup_steps, self.random_steps = warmup_steps, random_steps
+        self.actor_delay_updates, self.generator = actor_delay_updates, generator
+
+    def act(self, obs: Obs, env_steps: int) -> Tensor:
+        device = self.policy.device
+        if self.warmup_steps <= env_steps < self.warmup_steps + self.random_steps:
+            n = next(iter(obs.values())).shape[0]
+            return torch.rand(n, self.policy.config.action_dim, generator=self.generator) * 2 - 1
+        # Warmup (WSRL) runs the start policy: no update has happened yet.
+        return self.policy.act({k: v.to(device) for k, v in obs.items()})
+
+    def observe(self, obs: Obs, action: Tensor, reward: Tensor, terminated: Tensor,
+                truncated: Tensor, next_obs: Obs, final_obs: Obs) -> None:  # fmt: skip
+        self.buffer.add(obs, action, reward, final_obs, terminated)
+
+    def learning(self, env_steps: int) -> bool:
+        return env_steps > self.warmup_steps + self.random_steps
+
+    def update(self, index: int) -> dict[str, Tensor | float]:
+        cfg = self.sac.cfg
+        batch = self.sampler.sample(cfg.utd * cfg.batch_size, self.generator)
+        return self.sac.update(batch, update_actor=index >= self.actor_delay_updates)
+
+    def extras(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
+        config, files = critic_checkpoint(self.sac.critic, self.sac.target, self.sac.temperature)
+        config["reward"] = self.reward.to_json()
+        return config, files
+
+    def state_dict(self) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
+        tensors, optimizers = self.sac.state_dict()
+        return {"learner": tensors, "replay": self.buffer.state_dict()}, {"optimizers": optimizers}
+
+    def load_state_dict(self, files: dict[str, dict[str, Tensor]], meta: dict[str, Any]) -> None:
+        self.sac.load_state_dict(files["learner"], meta["optimizers"])
+        replay = dict(files["replay"])
+        if int(replay["pos"][2]) != self.buffer.capacity:
+            replay["pos"] = replay["pos"].clone()
+            replay["pos"][2] = self.buffer.capacity  # a larger budget: the rows, a bigger ring
+        self.buffer.load_state_dict(replay)
+
+
+def build_agent(
+    cfg: OnlineConfig,
+    env: Any,
+    generator: torch.Generator,
+    *,
+    keep_critics: bool,
+    actor_full_batch: bool,
+    actor_lr: float,
+    default_reward: RewardConvention,
+) -> SACAgent:
+    """The SAC-family agent for a resolved ``cfg``: the actor (from ``init``, from the
+    dataset's shapes, or from ``env``'s spaces), critics (the start policy's if
+    ``keep_critics``, else new), offline data, reward convention and replay."""
+    init_cfg = read_config(cfg.init) if cfg.init is not None else {}
+    data_path = cfg.dataset
+    train_cfg = init_cfg.get("train", {})
+    if data_path is None and cfg.offline_ratio > 0 and "dataset" in train_cfg:
+        data_path = Path(train_cfg["dataset"])
+    if cfg.offline_ratio > 0 and data_path is None:
+        raise ConfigError(f"{cfg.algo}: offline_ratio {cfg.offline_ratio} needs --dataset")
+    policy, offline = _actor_and_data(cfg, env, data_path)
+    temperature = 1.0
+    if keep_critics and not cfg.fresh_critic:
+        assert cfg.init is not None
+        try:
+            critic, target = load_critic(cfg.init, device=cfg.device)
+        except CheckpointError as e:
+            raise ConfigError(
+                f"{cfg.algo} starts from a policy with critics: {e} "
+                "(pass --fresh-critic to start new critics instead)"
+            ) from e
+        temperature = load_temperature(cfg.init) or 1.0
+        # Kept critics keep the convention they were trained under.
+        reward = saved_reward_convention(init_cfg) or default_reward
+    else:
+        critic = CriticEnsemble(CriticConfig(
+            obs_dim=policy.config.obs_dim, action_dim=policy.config.action_dim,
+            num_critics=cfg.num_critics, hidden_dims=list(cfg.critic_hidden_dims),
+        )).to(cfg.device)  # fmt: skip
+        target = make_target(critic)
+        reward = default_reward
+    reward = RewardConvention(
+        reward.scale if cfg.reward_scale is None else cfg.reward_scale,
+        reward.bias if cfg.reward_bias is None else cfg.reward_bias,
+        reward.discount if cfg.discount is None else cfg.discount,
+    )
+    if cfg.init_temperature is not None:
+        temperature = cfg.init_temperature
+    sac_cfg = SACConfig(
+        utd=cfg.utd, batch_size=cfg.batch_size, actor_full_batch=actor_full_batch,
+        target_subset=min(2, critic.num_critics), actor_reduce=cfg.actor_reduce,
+        entropy_backup=cfg.entropy_backup, target_entropy_per_dim=cfg.target_entropy_per_dim,
+        actor_lr=actor_lr, temperature_lr=cfg.temperature_lr, discount=reward.discount,
+        reward_scale=reward.scale, reward_bias=reward.bias, compile_critic=cfg.compile_critic,
+    )  # fmt: skip
+    sac = SAC(policy, critic, target, sac_cfg, temperature, generator)
+    buffer = ReplayBuffer.for_space(
+        cfg.env_steps + cfg.num_envs, env.observation_space, env.action_dim,
+        keys=policy.obs_keys, device=cfg.device,
+    )  # fmt: skip
+    sampler = MixedSampler(buffer, offline, cfg.offline_ratio)
+    return SACAgent(
+        sac, buffer, sampler, reward, warmup_steps=cfg.warmup_steps,
+        random_steps=cfg.random_steps, actor_delay_updates=cfg.actor_delay_updates,
+        generator=generator,
+    )  # fmt: skip
+
+
+def _actor_and_data(
+    cfg: OnlineConfig, env: Any, data_path: Path | None
+) -> tuple[GaussianPolicy, OfflineDataset | None]:
+    offline: OfflineDataset | None = None
+    if cfg.init is not None:
+        policy = load_policy(cfg.init, device=cfg.device)
+        if not isinstance(policy, GaussianPolicy):
+            raise ConfigError(
+                f"{cfg.init}: {cfg.algo} fine-tunes a gaussian policy, got {policy.policy_type!r}"
+            )
+        if data_path is not None:
+            offline, _ = load_task_dataset(data_path, obs_keys=policy.obs_keys)
+    elif data_path is not None:
+        offline, env_info = load_task_dataset(data_path)
+        keys = [k for k, v in offline.obs.items() if v.is_floating_point()]
+        dims = sum(offline.obs[k].shape[-1] for k in keys)
+        policy_cfg = GaussianPolicyConfig(keys, dims, offline.action_dim, hidden_dims=[256, 256])
+        normalizer = Normalizer.fit(offline, keys, actions="env")
+        policy = GaussianPolicy(policy_cfg, normalizer, env_info)
+    else:
+        policy = _actor_from_env(cfg, env)
+    if cfg.init is not None or data_path is not None:
+        trained_for = policy.env_info.get("env_name")
+        if trained_for != cfg.task:
+            raise ConfigError(f"start policy / data are for env {trained_for!r}, not {cfg.task!r}")
+    if cfg.from_scratch:
+        # A new actor acts in the env's whole [-1, 1] box whatever the start's normalizer.
+        normalizer = Normalizer(dict(policy.normalizer.params))
+        ones = torch.ones(policy.config.action_dim)
+        normalizer.params[ACTION_FIELD] = (ones, torch.zeros_like(ones))
+        policy = GaussianPolicy(policy.config, normalizer, policy.env_info)
+    policy = policy.to(cfg.device).train()
+    return policy, None if offline is None else offline.to(cfg.device)
+
+
+def _actor_from_env(cfg: OnlineConfig, env: Any) -> GaussianPolicy:
+    """SAC with no prior data: every float observation key of the env, identity normalizers."""
+    spaces = env.observation_space.spaces
+    keys = [k for k, sp in spaces.items() if sp.dtype is not None and "float" in str(sp.dtype)]
+    dims = {k: int(math.prod(spaces[k].shape)) for k in keys}
+    if any(len(spaces[k].shape) != 1 for k in keys):
+        raise ConfigError(f"{cfg.algo} from an env alone needs flat observations; got "
+                          f"{ {k: tuple(spaces[k].shape) for k in keys} }")  # fmt: skip
+    params = {f"obs.{k}": (torch.ones(d), torch.zeros(d)) for k, d in dims.items()}
+    ones = torch.ones(env.action_dim)
+    params[ACTION_FIELD] = (ones, torch.zeros_like(ones))
+    env_info = {"env_name": cfg.task, "env_kwargs": json.loads(cfg.env_kwargs or "{}")}
+    own = getattr(env, "env_kwargs", None)
+    if isinstance(own, dict) and own:
+        env_info["env_kwargs"] = {**own, **env_info["env_kwargs"]}
+    config = GaussianPolicyConfig(keys, sum(dims.values()), env.action_dim, hidden_dims=[256, 256])
+    return GaussianPolicy(config, Normalizer(params), env_info)
+
+
+def build(cfg: OnlineConfig, env: Any, generator: torch.Generator) -> SACAgent:
+    """Plain SAC: new critics, 10 r - 5 unless set, the actor from scratch by default."""
+    return build_agent(cfg, env, generator, keep_critics=False, actor_full_batch=False,
+                       actor_lr=3e-4, default_reward=REWARD)  # fmt: skip
+
+
+__all__ = ["DESCRIPTION", "PRESETS", "REWARD", "SAC", "SACAgent", "SACConfig", "build",
+           "build_agent"]  # fmt: skip

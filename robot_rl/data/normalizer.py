@@ -30,21 +30,36 @@ class Normalizer:
 
     @classmethod
     def fit(
-        cls, dataset: OfflineDataset, obs_keys: list[str] | None = None, *, min_std: float = 1e-2
+        cls,
+        dataset: OfflineDataset,
+        obs_keys: list[str] | None = None,
+        *,
+        min_std: float = 1e-2,
+        actions: str = "minmax",
     ) -> Normalizer:
-        """Fits gaussian stats on observations and minmax stats on actions.
+        """Fits gaussian stats on observations and, for actions, minmax stats (``"minmax"``,
+        the data's range, as diffusion policies expect) or the env's own [-1, 1] box
+        (``"env"``: identity, so a policy can reach every action the env takes, e.g. open a
+        gripper the demonstrations always held closed).
 
         Args:
             dataset: the data to fit on.
             obs_keys: observation keys to normalize; default every float observation key.
             min_std: std floor, so near-constant dims are not blown up by tiny noise.
+            actions: ``"minmax"`` or ``"env"``.
         """
         if obs_keys is None:
             obs_keys = [k for k, v in dataset.obs.items() if v.is_floating_point()]
         norm = cls()
         for key in obs_keys:
             norm.fit_field(_OBS_PREFIX + key, dataset.obs[key], "gaussian", min_std=min_std)
-        norm.fit_field(ACTION_FIELD, dataset.actions, "minmax")
+        if actions == "env":
+            ones = torch.ones(dataset.actions.shape[1:])
+            norm.params[ACTION_FIELD] = (ones, torch.zeros_like(ones))
+        elif actions == "minmax":
+            norm.fit_field(ACTION_FIELD, dataset.actions, "minmax")
+        else:
+            raise ValueError(f"unknown action normalization {actions!r}; use 'minmax' or 'env'")
         return norm
 
     def fit_field(self, name: str, data: Tensor, mode: str, *, min_std: float = 1e-2) -> None:

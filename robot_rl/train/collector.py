@@ -21,13 +21,27 @@ ActFn = Callable[[Obs], Tensor]
 """Batch of observations -> env actions [N, A] in [-1, 1]."""
 
 
+Observe = Callable[[Obs, Tensor, Tensor, Tensor, Tensor, Obs, Obs], None]
+"""``(obs, action, reward, terminated, truncated, next_obs, final_obs)`` of one vector step."""
+
+
+def into_buffer(buffer: ReplayBuffer) -> Observe:
+    """An :data:`Observe` that stores each transition in ``buffer`` (next obs: final_obs)."""
+
+    def observe(obs, action, reward, terminated, truncated, next_obs, final_obs) -> None:  # noqa: ANN001
+        buffer.add(obs, action, reward, final_obs, terminated)
+
+    return observe
+
+
 class Collector:
     """Keeps the env's current observations between calls, so collection can be interleaved
-    with updates one vector step at a time."""
+    with updates one vector step at a time. Each vector step goes to ``sink``: a replay
+    buffer, or an agent's ``observe``."""
 
-    def __init__(self, env: VecEnv, buffer: ReplayBuffer, seed: int | None = None) -> None:
+    def __init__(self, env: VecEnv, sink: ReplayBuffer | Observe, seed: int | None = None) -> None:
         self.env = env
-        self.buffer = buffer
+        self.observe = into_buffer(sink) if isinstance(sink, ReplayBuffer) else sink
         self.obs = env.reset(seed=seed)
         self.env_steps = 0
         self._episode = EpisodeStats(env.num_envs, env.device)
@@ -44,7 +58,8 @@ class Collector:
         for _ in range(vector_steps):
             action = act(self.obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
-            self.buffer.add(self.obs, action, reward, info["final_obs"], terminated)
+            self.observe(self.obs, action, reward, terminated, truncated, next_obs,
+                         info["final_obs"])  # fmt: skip
             ep_return, ep_length = self._episode.update(reward, terminated | truncated)
             done = (terminated | truncated).float()
             self._episodes += done.sum()
@@ -83,4 +98,4 @@ def random_actions(num_envs: int, action_dim: int, generator: torch.Generator) -
     return act
 
 
-__all__ = ["ActFn", "Collector", "random_actions"]
+__all__ = ["ActFn", "Collector", "Observe", "into_buffer", "random_actions"]

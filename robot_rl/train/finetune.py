@@ -1,266 +1,175 @@
-"""Online fine-tuning loop: collect with the current policy, update with SAC/RLPD/WSRL,
-evaluate, checkpoint and resume.
+"""Online fine-tuning loop: collect with the agent, update it, evaluate, checkpoint, resume.
 
-Per vector step of ``num_envs`` envs: collect one transition per env, then (once learning has
-started) ``updates_per_collect`` SAC updates of ``utd`` critic minibatches each. Before
-learning starts, WSRL runs the frozen pretrained policy for ``warmup_steps`` env steps and
-SAC/RLPD act uniformly at random for ``random_steps``; the first ``actor_delay_updates`` update
-calls then train only the critics. Outputs in ``out``: ``curve.json``,
-``curve.csv``, ``curve.png`` (success vs env steps), ``tb/``, ``checkpoint/`` (a policy
-directory plus learner, optimizer, replay and RNG state; safetensors and JSON only) and the
-final ``policy/`` (with its critics, so it can start another WSRL run).
+The algorithms live one per file (:mod:`robot_rl.algos.sac`, ``rlpd``, ``wsrl``, ``expo``),
+each with its presets, reward convention and ``build``; the loop drives any of them through
+:class:`robot_rl.algos.agent.Agent`. Per vector step of ``num_envs`` envs: ``act``, step,
+``observe``; while the agent is ``learning``, ``updates_per_collect`` update calls.
+
+Outputs in ``out``: ``curve.json``, ``curve.csv``, ``curve.png`` (success vs env steps),
+``tb/``, ``checkpoint/`` (a policy directory plus the agent's learner, optimizer and replay
+state and every RNG; safetensors and JSON only) and the final ``policy/`` (with what the
+next run starts from: critics and the reward convention they learned under).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import random
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any, Literal
+from types import ModuleType
+from typing import Any
 
+import numpy as np
 import torch
 
-from robot_rl.algos.common import (
-    config_json,
-    load_task_dataset,
-    make_writer,
-    seed_everything,
-    with_matmul_precision,
-)
-from robot_rl.algos.sac import SAC, SACConfig
-from robot_rl.checkpoint import CONFIG_FILE, load_extra
-from robot_rl.data import Normalizer, OfflineDataset
-from robot_rl.data.replay import MixedSampler, ReplayBuffer
+from robot_rl.algos.agent import Agent, OnlineConfig
+from robot_rl.algos.common import config_json, make_writer, seed_everything, with_matmul_precision
+from robot_rl.checkpoint import CONFIG_FILE, load_extra, load_policy_dir
+from robot_rl.data import Normalizer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
-from robot_rl.evaluate import evaluate, policy_env
-from robot_rl.perf import MatmulPrecision
-from robot_rl.policies import load_policy
-from robot_rl.policies.critic import (
-    CriticConfig,
-    CriticEnsemble,
-    critic_checkpoint,
-    load_critic,
-    load_temperature,
-    make_target,
-)
-from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
-from robot_rl.train.collector import Collector, random_actions
+from robot_rl.evaluate import evaluate
+from robot_rl.train.collector import Collector
 from robot_rl.train.curves import write_curve
 from sim.vec_env import VecEnv, check_vec_env
 
-ALGOS = ("sac", "rlpd", "wsrl")
+FinetuneConfig = OnlineConfig
 
-# Fields left unset take these values. cpu: one run <= 10 min on one core (8 envs per update
-# call, UTD 4 per call, narrow critics); paper: the authors' settings, one env per update.
-# cpu wsrl deviates from the paper in two measured ways (lift, 4k-step Cal-QL start at 0.52).
-# A short Cal-QL run stops with its temperature far above equilibrium (0.75, still falling
-# at lr 1e-4); from there the actor's entropy rose from -1 to +0.7 within 300 updates and
-# success fell to 0.16 (to 0.10 with a 5k warmup). Starting at temperature 0.1 held entropy
-# near the -|A| target (min 0.46 / 0.34 on seeds 0 / 1); adding 250 critic-only updates after
-# the warmup, so the critics fit online data before the actor follows them, gave 0.52 / 0.52
-# / 0.34 on seeds 0-2 (critic-only phase alone: 0.42 / 0.34; discount 0.95 collapsed to 0).
-# cpu rlpd makes 4 update calls per collect (2 critic steps per env step; the paper: 20): with
-# 1, lift stayed at 0.00 for 20k env steps on every seed; with 4 it reached 1.00 by 28k / 20k
-# env steps on seeds 0 / 1 (from scratch, 50/50 with 200 mixed demos).
-_COMMON = {"num_envs": 8, "updates_per_collect": 1, "batch_size": 256}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "cpu": {
-        "sac": {**_COMMON, "utd": 4, "num_critics": 2, "critic_hidden_dims": [128, 128],
-                "random_steps": 1000},
-        "rlpd": {**_COMMON, "updates_per_collect": 4, "utd": 4, "num_critics": 10,
-                 "critic_hidden_dims": [128, 128], "random_steps": 1000},
-        "wsrl": {**_COMMON, "utd": 4, "warmup_steps": 2000, "init_temperature": 0.1,
-                 "actor_delay_updates": 250},
-    },
-    "paper": {
-        "sac": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 1,
-                "num_critics": 2, "critic_hidden_dims": [256, 256], "random_steps": 5000},
-        "rlpd": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 20,
-                 "num_critics": 10, "critic_hidden_dims": [256, 256], "random_steps": 5000},
-        "wsrl": {"num_envs": 1, "updates_per_collect": 1, "batch_size": 256, "utd": 4,
-                 "warmup_steps": 5000},
-    },
-}  # fmt: skip
+ALGOS: dict[str, str] = {
+    "sac": "robot_rl.algos.sac",
+    "rlpd": "robot_rl.algos.rlpd",
+    "wsrl": "robot_rl.algos.wsrl",
+    "expo": "robot_rl.algos.expo",
+}
+"""Online algorithm name -> its module (``DESCRIPTION``, ``PRESETS``, ``REWARD``, ``build``)."""
+
+RESUMABLE_CHANGES = frozenset({
+    "env_steps", "resume", "overwrite", "eval_every", "eval_episodes", "checkpoint_every",
+    "log_every", "device", "matmul_precision", "compile_critic",
+})  # fmt: skip
+"""Settings a resumed run may change; every other one must match the checkpoint's."""
 
 
-@dataclass
-class FinetuneConfig:
-    """Fine-tune a policy online in a simulated task with SAC, RLPD or WSRL."""
-
-    algo: Literal["sac", "rlpd", "wsrl"]
-    """sac (plain SAC), rlpd (SAC + 50/50 offline data), wsrl (warm start from Cal-QL)."""
-    task: str
-    """Task to fine-tune in (must be the task the start policy was trained for)."""
-    out: Path
-    """Run directory."""
-    init: Path | None = None
-    """Start policy directory (Cal-QL with critics for wsrl; sac/rlpd take its normalizer)."""
-    dataset: Path | None = None
-    """Offline data for rlpd (default: the dataset ``init`` was trained on)."""
-    scale: Literal["cpu", "paper"] = "cpu"
-    """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
-    env_steps: int = 20_000
-    """Env-step budget (transitions collected, warmup included)."""
-    num_envs: int | None = None
-    """Parallel envs collecting (default: per scale)."""
-    updates_per_collect: int | None = None
-    """SAC update calls per vector step of all envs (default: per scale)."""
-    utd: int | None = None
-    """Critic minibatches per update call (default: per algo and scale)."""
-    batch_size: int | None = None
-    """Transitions per critic minibatch (default: per scale)."""
-    warmup_steps: int | None = None
-    """wsrl: env steps of the frozen start policy before updates (default: per scale)."""
-    random_steps: int | None = None
-    """sac/rlpd: env steps of uniform random actions before updates (default: per scale)."""
-    actor_delay_updates: int | None = None
-    """Update calls that train only the critics before the actor and temperature follow
-    (default: cpu wsrl 250; 0, as published, otherwise)."""
-    offline_ratio: float | None = None
-    """Share of each batch from the offline data (default: rlpd 0.5, others 0)."""
-    from_scratch: bool | None = None
-    """Re-initialize the actor (default: sac and rlpd yes, wsrl no)."""
-    fresh_critic: bool = False
-    """wsrl: allow a start policy without critics (new critics; not the WSRL recipe)."""
-    compile_critic: bool = False
-    """torch.compile the critic ensemble's forward (and backward): ~10 s to compile; a UTD-4
-    update with 10 critics of 2x256 then took 95 ms instead of 116 here (65 ms adding
-    --matmul-precision medium; 1 thread)."""
-    num_critics: int | None = None
-    """Size of newly built critic ensembles (default: per algo and scale)."""
-    critic_hidden_dims: list[int] | None = None
-    """Widths of newly built critics (default: per scale)."""
-    target_entropy_per_dim: float | None = None
-    """Target entropy per action dim (default: rlpd -0.5, others -1)."""
-    entropy_backup: bool | None = None
-    """Entropy term in the TD target (default: wsrl no, others yes)."""
-    actor_reduce: Literal["mean", "min"] | None = None
-    """Ensemble reduction the actor maximizes (default: rlpd mean, others min)."""
-    init_temperature: float | None = None
-    """SAC temperature at the start (default: cpu wsrl 0.1; else the start policy's for
-    wsrl, 1 for sac/rlpd)."""
-    temperature_lr: float | None = None
-    """Temperature Adam learning rate (default: wsrl 1e-4 as published, sac/rlpd 3e-4)."""
-    eval_every: int = 2000
-    """Env steps between deterministic evaluations."""
-    eval_episodes: int = 50
-    """Episodes per evaluation."""
-    eval_seed: int = 1000
-    """Reset seed of every evaluation (the same episodes each time)."""
-    checkpoint_every: int = 5000
-    """Env steps between checkpoints."""
-    log_every: int = 500
-    """Env steps between training-metric logs."""
-    resume: bool = False
-    """Continue the run in ``out`` from its checkpoint."""
-    seed: int = 0
-    """Seed for env resets, initialization and sampling."""
-    device: str = "cpu"
-    """Training device (the replay buffer lives there too)."""
-    matmul_precision: MatmulPrecision = "highest"
-    """float32 matmuls: highest (exact), medium (bfloat16 inputs on AMX CPUs and tensor-core
-    GPUs, ~2e-3 relative error), high (TF32 on GPUs)."""
-    overwrite: bool = False
-    """Delete an existing ``out`` and start over."""
+def algorithm(name: str) -> ModuleType:
+    """The module of online algorithm ``name``, or a one-line ConfigError."""
+    if name not in ALGOS:
+        raise ConfigError(f"unknown algo {name!r}; choose from {list(ALGOS)}")
+    return importlib.import_module(ALGOS[name])
 
 
 def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
-    """Fill unset fields from the presets and check the values."""
-    if cfg.algo not in ALGOS:
-        raise ConfigError(f"unknown algo {cfg.algo!r}; choose from {list(ALGOS)}")
-    if cfg.scale not in PRESETS:
-        raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(PRESETS)}")
-    defaults: dict[str, Any] = {
-        "warmup_steps": 0,
-        "random_steps": 0,
-        "actor_delay_updates": 0,
-        "temperature_lr": 1e-4 if cfg.algo == "wsrl" else 3e-4,
-        "offline_ratio": 0.5 if cfg.algo == "rlpd" else 0.0,
-        "from_scratch": cfg.algo != "wsrl",
-        "num_critics": 10,
-        "critic_hidden_dims": [256, 256],
-        "target_entropy_per_dim": -0.5 if cfg.algo == "rlpd" else -1.0,
-        "entropy_backup": cfg.algo != "wsrl",
-        "actor_reduce": "mean" if cfg.algo == "rlpd" else "min",
-        **PRESETS[cfg.scale][cfg.algo],
-    }
-    cfg = replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
-    counts = (cfg.env_steps, cfg.num_envs, cfg.utd, cfg.batch_size, cfg.eval_episodes)
-    if min(counts) < 1 or min(cfg.eval_every, cfg.checkpoint_every, cfg.log_every) < 1:
-        raise ConfigError("env_steps, num_envs, utd, batch_size and intervals must be >= 1")
-    if min(cfg.warmup_steps, cfg.random_steps, cfg.updates_per_collect,
-           cfg.actor_delay_updates) < 0:  # fmt: skip
-        raise ConfigError(
-            "warmup_steps, random_steps, updates_per_collect, actor_delay_updates must be >= 0"
-        )
+    """Fill the fields left unset (None) from the algorithm's preset, then check values."""
+    module = algorithm(cfg.algo)
+    if cfg.scale not in module.PRESETS:
+        raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(module.PRESETS)}")
+    preset = module.PRESETS[cfg.scale]
+    cfg = replace(cfg, **{k: v for k, v in preset.items() if getattr(cfg, k) is None})
+    counts = {k: getattr(cfg, k) for k in ("env_steps", "num_envs", "utd", "batch_size",
+              "eval_episodes", "eval_every", "checkpoint_every", "log_every", "num_critics")}  # fmt: skip
+    bad = {k: v for k, v in counts.items() if v is not None and v < 1}
+    if bad:
+        raise ConfigError(f"must be >= 1: {', '.join(f'{k}={v}' for k, v in bad.items())}")
+    nonneg = {k: getattr(cfg, k) for k in ("warmup_steps", "random_steps",
+              "updates_per_collect", "actor_delay_updates")}  # fmt: skip
+    bad = {k: v for k, v in nonneg.items() if v is not None and v < 0}
+    if bad:
+        raise ConfigError(f"must be >= 0: {', '.join(f'{k}={v}' for k, v in bad.items())}")
+    if cfg.offline_ratio is not None and not 0.0 <= cfg.offline_ratio <= 1.0:
+        raise ConfigError(f"offline_ratio must be in [0, 1], got {cfg.offline_ratio}")
     if cfg.init_temperature is not None and cfg.init_temperature <= 0:
         raise ConfigError(f"init_temperature must be > 0, got {cfg.init_temperature}")
-    if cfg.algo == "wsrl" and cfg.init is None:
-        raise ConfigError("wsrl needs --init, a Cal-QL policy directory with critics")
-    if cfg.init is None and cfg.dataset is None:
-        raise ConfigError(f"{cfg.algo} needs --init or --dataset (for the normalizer)")
+    if cfg.discount is not None and not 0.0 < cfg.discount < 1.0:
+        raise ConfigError(f"discount must be in (0, 1), got {cfg.discount}")
+    if cfg.reward_scale == 0:
+        raise ConfigError("reward_scale must not be 0")
+    if cfg.critic_hidden_dims is not None and min(cfg.critic_hidden_dims, default=1) < 1:
+        raise ConfigError(f"critic_hidden_dims must be >= 1, got {cfg.critic_hidden_dims}")
+    if cfg.beta is not None and cfg.beta <= 0:
+        raise ConfigError(f"beta must be > 0, got {cfg.beta}")
+    if cfg.num_samples is not None and cfg.num_samples < 1:
+        raise ConfigError(f"num_samples must be >= 1, got {cfg.num_samples}")
+    if cfg.init is not None and not (cfg.init / CONFIG_FILE).is_file():
+        raise ConfigError(f"--init {cfg.init}: not a policy directory (no {CONFIG_FILE})")
+    if cfg.dataset is not None and not cfg.dataset.is_file():
+        raise ConfigError(f"--dataset {cfg.dataset}: no such file")
+    env_kwargs(cfg)
     return cfg
 
 
-@with_matmul_precision
+def env_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
+    """``--env-kwargs`` as a dict, or a one-line ConfigError."""
+    try:
+        value = json.loads(cfg.env_kwargs or "{}")
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"--env-kwargs is not JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise ConfigError(f"--env-kwargs must be a JSON object, got {cfg.env_kwargs!r}")
+    return value
+
+
 def finetune(
     cfg: FinetuneConfig,
     env: VecEnv | None = None,
     eval_env: VecEnv | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Run (or resume) fine-tuning on ``env``; returns the summary written to ``curve.json``.
+    """Run (or resume) fine-tuning on ``env`` (``cfg.num_envs`` wide), evaluating on
+    ``eval_env``; returns the summary written to ``curve.json``. An env left out is built from
+    ``cfg.task`` through the env registry (with the start policy's or dataset's env options
+    under ``--env-kwargs``) and closed at the end; handed-in envs stay the caller's."""
+    import sim
 
-    ``env`` collects (``cfg.num_envs`` wide) and ``eval_env`` evaluates; either one left out is
-    built from the env spec the start policy records (``env_info``), through the env registry.
-    The loop closes only the envs it built.
-    """
     cfg = resolve(cfg)
-    checkpoint = _prepare_out(cfg)
-    generator = seed_everything(cfg.seed)
-    learner = build_learner(cfg)
-    policy = learner.policy
+    kwargs = {**_start_env_kwargs(cfg), **env_kwargs(cfg)}
     owned: list[VecEnv] = []
-    if env is None:
-        env = policy_env(policy, cfg.num_envs, cfg.seed)
-        owned.append(env)
-    if eval_env is None:
-        eval_env = policy_env(policy, min(cfg.eval_episodes, 25), cfg.eval_seed)
-        owned.append(eval_env)
+    try:
+        if env is None:
+            env = sim.make_env(cfg.task, num_envs=cfg.num_envs, seed=cfg.seed, **kwargs)
+            owned.append(env)
+        if eval_env is None:
+            eval_env = sim.make_env(
+                cfg.task, num_envs=min(cfg.eval_episodes, 25), seed=cfg.eval_seed, **kwargs
+            )
+            owned.append(eval_env)
+        return _finetune(cfg, env, eval_env, progress)
+    finally:
+        for e in owned:
+            e.close()
+
+
+@with_matmul_precision
+def _finetune(cfg: FinetuneConfig, env: VecEnv, eval_env: VecEnv, progress: bool) -> dict[str, Any]:
     check_vec_env(env)
+    check_vec_env(eval_env, step=False)
     if env.num_envs != cfg.num_envs:
         raise ConfigError(f"env has {env.num_envs} envs but num_envs is {cfg.num_envs}")
-    buffer = ReplayBuffer.for_space(
-        cfg.env_steps + cfg.num_envs,
-        env.observation_space,
-        env.action_dim,
-        keys=policy.obs_keys,
-        device=cfg.device,
-    )
-    sampler = MixedSampler(buffer, learner.offline, cfg.offline_ratio)
-    sac = SAC(
-        policy,
-        learner.critic,
-        learner.target,
-        sac_config(cfg, learner),
-        learner.temperature,
-        generator,
-    )
+    checkpoint = _checkpoint_to_resume(cfg)
+    saved = _saved_state(checkpoint, cfg) if checkpoint is not None else None
+    generator = seed_everything(cfg.seed)
+    agent: Agent = algorithm(cfg.algo).build(cfg, env, generator)
     state: dict[str, Any] = {"env_steps": 0, "updates": 0, "curve": [], "wall_s": 0.0}
     if checkpoint is not None:
-        state = _load_checkpoint(checkpoint, cfg, sac, buffer, generator)
+        state = _load_checkpoint(checkpoint, saved, agent, generator)
+    else:
+        _clear_out(cfg)  # only now: every input has been read and checked
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    policy = agent.policy
     # A resumed run restarts its envs with fresh episodes from a seed of its own.
-    collector = Collector(env, buffer, seed=cfg.seed + state["env_steps"])
+    collector = Collector(env, agent.observe, seed=cfg.seed + state["env_steps"])
     collector.env_steps = state["env_steps"]
-    learn_start = cfg.warmup_steps + cfg.random_steps
+    learn_start = (cfg.warmup_steps or 0) + (cfg.random_steps or 0)
+    meta = {"algo": cfg.algo, "task": cfg.task, "scale": cfg.scale, "seed": cfg.seed,
+            "init": str(cfg.init)}  # fmt: skip
     writer = make_writer(cfg.out / "tb", "finetune")
     start = time.perf_counter() - state["wall_s"]
 
     def run_eval() -> None:
-        result = evaluate(policy, eval_env, cfg.eval_episodes, cfg.eval_seed)
-        summary = result.summary()
+        was_training = policy.training
+        summary = evaluate(policy.eval(), eval_env, cfg.eval_episodes, cfg.eval_seed).summary()
+        policy.train(was_training)
         row = {
             "env_steps": collector.env_steps,
             "updates": state["updates"],
@@ -271,7 +180,7 @@ def finetune(
         state["curve"].append(row)
         for name, value in summary.items():
             writer.add_scalar(name, value, collector.env_steps)
-        write_curve(cfg.out, state["curve"], _curve_meta(cfg), learn_start)
+        write_curve(cfg.out, state["curve"], meta, learn_start)
         if progress:
             print(f"[{cfg.algo}] steps {row['env_steps']:>6}  updates {row['updates']:>5}  "
                   f"success {row['success_rate']:.2f}  ({row['wall_s']:.0f} s)", flush=True)  # fmt: skip
@@ -279,29 +188,20 @@ def finetune(
     def save_checkpoint() -> None:
         state["env_steps"] = collector.env_steps
         state["wall_s"] = time.perf_counter() - start
-        _save_checkpoint(cfg, sac, buffer, generator, state)
+        _save_checkpoint(cfg, agent, generator, state)
 
     try:
         if not state["curve"]:
             run_eval()
-        explore = random_actions(cfg.num_envs, env.action_dim, generator)
-
-        def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
-            obs = {k: v.to(cfg.device) for k, v in obs.items()}
-            return policy.act(obs).to(env.device)
-
-        metrics: dict[str, torch.Tensor] = {}
+        metrics: dict[str, Any] = {}
         while collector.env_steps < cfg.env_steps:
             before = collector.env_steps
-            random_phase = cfg.warmup_steps <= before < learn_start
-            collector.collect(explore if random_phase else act)
-            if collector.env_steps > learn_start:
-                for _ in range(cfg.updates_per_collect):
-                    batch = sampler.sample(cfg.utd * cfg.batch_size, generator)
-                    update_actor = state["updates"] >= cfg.actor_delay_updates
-                    metrics = sac.update(batch, update_actor=update_actor)
-                    state["updates"] += 1
+            collector.collect(lambda obs: agent.act(obs, before).to(env.device))  # noqa: B023
             now = collector.env_steps
+            if agent.learning(now):
+                for _ in range(cfg.updates_per_collect):
+                    metrics = agent.update(state["updates"])
+                    state["updates"] += 1
             if now // cfg.log_every > before // cfg.log_every:
                 for name, value in {**metrics, **collector.pop_stats()}.items():
                     writer.add_scalar(name, float(value), now)
@@ -312,17 +212,38 @@ def finetune(
                 save_checkpoint()
     finally:
         writer.close()
-        for owned_env in owned:
-            owned_env.close()
-    extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
+    extra_config, extra_files = agent.extras()
     extra_config["finetune"] = config_json(cfg)
     policy.save(cfg.out / "policy", overwrite=True, extra_config=extra_config,
                 extra_files=extra_files)  # fmt: skip
-    return write_curve(cfg.out, state["curve"], _curve_meta(cfg), learn_start)
+    return write_curve(cfg.out, state["curve"], meta, learn_start)
 
 
-def _prepare_out(cfg: FinetuneConfig) -> Path | None:
-    """The checkpoint to resume from, after applying --overwrite / --resume to ``out``."""
+def run_finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
+    """CLI entry: :func:`finetune` with envs built from ``cfg.task``."""
+    return finetune(cfg, progress=progress)
+
+
+def _start_env_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Env options the start policy (or the dataset) records for ``cfg.task``."""
+    if cfg.init is not None:
+        env_info = read_json(cfg.init / CONFIG_FILE).get("env", {})
+        if env_info.get("env_name") == cfg.task:
+            return dict(env_info.get("env_kwargs", {}))
+    if cfg.dataset is not None:
+        from robot_rl.data import read_robomimic
+
+        args = read_robomimic(cfg.dataset).env_args
+        if args.get("env_name") == cfg.task:
+            return dict(args.get("env_kwargs", {}))
+    return {}
+
+
+# ---- output directory, checkpoints and resuming -------------------------------------------
+
+
+def _checkpoint_to_resume(cfg: FinetuneConfig) -> Path | None:
+    """The checkpoint to resume from; checks (but does not yet touch) ``out``."""
     ckpt = cfg.out / "checkpoint"
     if cfg.resume:
         if ckpt.is_dir():
@@ -330,179 +251,109 @@ def _prepare_out(cfg: FinetuneConfig) -> Path | None:
         if cfg.out.exists():
             raise CheckpointError(f"{cfg.out} has no checkpoint/ to resume from")
         return None
-    if cfg.out.exists():
-        if not cfg.overwrite:
-            raise OutputExistsError(
-                f"{cfg.out} exists; pass --resume to continue it or --overwrite to replace it"
-            )
-        shutil.rmtree(cfg.out)
+    if cfg.out.exists() and not cfg.overwrite:
+        raise OutputExistsError(
+            f"{cfg.out} exists; pass --resume to continue it or --overwrite to replace it"
+        )
+    if cfg.out.exists() and not cfg.out.is_dir():
+        raise OutputExistsError(f"{cfg.out} exists and is not a run directory")
+    run_files = (cfg.out / "curve.json", cfg.out / "checkpoint")
+    if cfg.out.exists() and any(cfg.out.iterdir()) and not any(p.exists() for p in run_files):
+        raise OutputExistsError(
+            f"{cfg.out} is not a fine-tuning run directory; --overwrite replaces only runs"
+        )
     return None
 
 
+def _clear_out(cfg: FinetuneConfig) -> None:
+    if cfg.out.exists():
+        shutil.rmtree(cfg.out)
+
+
+def _saved_state(ckpt: Path, cfg: FinetuneConfig) -> dict[str, Any]:
+    """The checkpoint's loop state, after checking it can continue under ``cfg``."""
+    saved = read_json(ckpt / CONFIG_FILE).get("finetune")
+    if not isinstance(saved, dict) or "config" not in saved:
+        raise CheckpointError(f"{ckpt}: not a fine-tuning checkpoint (no 'finetune' entry)")
+    now = config_json(cfg)
+    for f in fields(cfg):
+        if f.name in RESUMABLE_CHANGES:
+            continue
+        if saved["config"].get(f.name) != now.get(f.name):
+            raise CheckpointError(
+                f"{ckpt}: checkpoint has {f.name}={saved['config'].get(f.name)!r}, this run "
+                f"{now.get(f.name)!r}; resume with the same settings"
+            )
+    if cfg.env_steps < saved["env_steps"]:
+        raise ConfigError(
+            f"--env-steps {cfg.env_steps} is below the {saved['env_steps']} env steps the "
+            "checkpoint has already run; pass a budget >= that"
+        )
+    return saved
+
+
 def _save_checkpoint(
-    cfg: FinetuneConfig,
-    sac: SAC,
-    buffer: ReplayBuffer,
-    generator: torch.Generator,
-    state: dict[str, Any],
+    cfg: FinetuneConfig, agent: Agent, generator: torch.Generator, state: dict[str, Any]
 ) -> None:
-    tensors, optim_meta = sac.state_dict()
-    extra_config, extra_files = critic_checkpoint(sac.critic, sac.target, sac.temperature)
+    files, agent_meta = agent.state_dict()
+    extra_config, extra_files = agent.extras()
     extra_config["finetune"] = {
         "config": config_json(cfg),
-        "optimizers": optim_meta,
+        "agent": agent_meta,
         **{k: state[k] for k in ("env_steps", "updates", "curve", "wall_s")},
     }
-    rng = {"sampler": generator.get_state(), "torch": torch.get_rng_state()}
-    extra_files.update(learner=tensors, replay=buffer.state_dict(), rng=rng)
-    sac.policy.save(
-        cfg.out / "checkpoint", overwrite=True, extra_config=extra_config, extra_files=extra_files
-    )
+    extra_files.update(files)
+    extra_files["rng"] = rng_state(generator)
+    agent.policy.save(cfg.out / "checkpoint", overwrite=True, extra_config=extra_config,
+                      extra_files=extra_files)  # fmt: skip
 
 
 def _load_checkpoint(
-    ckpt: Path,
-    cfg: FinetuneConfig,
-    sac: SAC,
-    buffer: ReplayBuffer,
-    generator: torch.Generator,
+    ckpt: Path, saved: dict[str, Any], agent: Agent, generator: torch.Generator
 ) -> dict[str, Any]:
-    saved = read_json(ckpt / "config.json").get("finetune")
-    if saved is None:
-        raise CheckpointError(f"{ckpt}: not a fine-tuning checkpoint (no 'finetune' entry)")
-    for key in ("algo", "task", "num_envs", "utd", "batch_size"):
-        if saved["config"].get(key) != getattr(cfg, key):
-            raise CheckpointError(
-                f"{ckpt}: checkpoint has {key}={saved['config'].get(key)!r}, "
-                f"this run {getattr(cfg, key)!r}; resume with the same settings"
-            )
-    sac.load_state_dict(load_extra(ckpt, "learner"), saved["optimizers"])
-    replay = load_extra(ckpt, "replay")
-    if int(replay["pos"][2]) != buffer.capacity:
-        # A larger budget on resume: keep the rows, in a bigger ring.
-        replay["pos"][2] = buffer.capacity
-    buffer.load_state_dict(replay)
-    rng = load_extra(ckpt, "rng")
-    generator.set_state(rng["sampler"])
-    torch.set_rng_state(rng["torch"])
+    # The checkpoint's own normalizer, never one refit from whatever --dataset says now.
+    _, tensors = load_policy_dir(ckpt)
+    agent.policy.normalizer = Normalizer.from_state_dict(tensors, "normalizer.")
+    names = [n for n in ("learner", "replay", "offline_rows", "episodes")
+             if (ckpt / f"{n}.safetensors").exists()]  # fmt: skip
+    agent.load_state_dict({n: load_extra(ckpt, n) for n in names}, saved["agent"])
+    set_rng_state(load_extra(ckpt, "rng"), generator)
     return {k: saved[k] for k in ("env_steps", "updates", "curve", "wall_s")}
 
 
-def _curve_meta(cfg: FinetuneConfig) -> dict[str, Any]:
-    return {"algo": cfg.algo, "task": cfg.task, "scale": cfg.scale, "seed": cfg.seed,
-            "init": str(cfg.init)}  # fmt: skip
-
-
-@dataclass
-class Learner:
-    """What a run starts from: networks, temperature, offline data and reward convention."""
-
-    policy: GaussianPolicy
-    critic: CriticEnsemble
-    target: CriticEnsemble
-    temperature: float
-    offline: OfflineDataset | None
-    reward_scale: float
-    reward_bias: float
-    discount: float
-
-
-def build_learner(cfg: FinetuneConfig) -> Learner:
-    """Load or build the actor, critics and offline data for ``cfg`` (already resolved)."""
-    init_cfg = read_json(cfg.init / CONFIG_FILE) if cfg.init is not None else {}
-    train_cfg = init_cfg.get("train", {})
-    data_path = cfg.dataset
-    if data_path is None and cfg.offline_ratio > 0 and "dataset" in train_cfg:
-        data_path = Path(train_cfg["dataset"])
-    if cfg.offline_ratio > 0 and data_path is None:
-        raise ConfigError(f"offline_ratio {cfg.offline_ratio} needs --dataset")
-
-    if cfg.init is not None:
-        policy = load_policy(cfg.init, device=cfg.device)
-        if not isinstance(policy, GaussianPolicy):
-            raise ConfigError(
-                f"{cfg.init}: fine-tuning needs a gaussian policy, got {policy.policy_type!r}"
-            )
-        offline = None
-        if data_path is not None:
-            offline, _ = load_task_dataset(data_path, obs_keys=policy.obs_keys)
-    else:
-        assert data_path is not None
-        offline, env_info = load_task_dataset(data_path)
-        keys = [k for k, v in offline.obs.items() if v.is_floating_point()]
-        dims = sum(offline.obs[k].shape[-1] for k in keys)
-        policy_cfg = GaussianPolicyConfig(keys, dims, offline.action_dim, hidden_dims=[256, 256])
-        policy = GaussianPolicy(policy_cfg, Normalizer.fit(offline, keys), env_info)
-    if policy.env_info.get("env_name") != cfg.task:
-        raise ConfigError(
-            f"start policy was trained for task {policy.env_info.get('env_name')!r}, "
-            f"not {cfg.task!r}"
-        )
-    if cfg.from_scratch:
-        policy = GaussianPolicy(policy.config, policy.normalizer, policy.env_info)
-    policy = policy.to(cfg.device).train()
-
-    temperature = 1.0
-    if cfg.algo == "wsrl" and not cfg.fresh_critic:
-        assert cfg.init is not None
-        try:
-            critic, target = load_critic(cfg.init, device=cfg.device)
-        except CheckpointError as e:
-            raise ConfigError(
-                f"wsrl starts from a Cal-QL policy with critics: {e} "
-                "(pass --fresh-critic to start new critics instead)"
-            ) from e
-        temperature = load_temperature(cfg.init) or 1.0
-        target.requires_grad_(False)
-    else:
-        critic = CriticEnsemble(
-            CriticConfig(
-                obs_dim=policy.config.obs_dim,
-                action_dim=policy.config.action_dim,
-                num_critics=cfg.num_critics,
-                hidden_dims=list(cfg.critic_hidden_dims),
-            )
-        ).to(cfg.device)
-        target = make_target(critic)
-    if cfg.init_temperature is not None:
-        temperature = cfg.init_temperature
-    # WSRL keeps the reward convention its critics were pretrained with.
-    same_reward = cfg.algo == "wsrl" and not cfg.fresh_critic
-    defaults = SACConfig()
-    return Learner(
-        policy=policy,
-        critic=critic,
-        target=target,
-        temperature=temperature,
-        offline=None if offline is None else offline.to(cfg.device),
-        reward_scale=train_cfg.get("reward_scale", defaults.reward_scale)
-        if same_reward
-        else defaults.reward_scale,
-        reward_bias=train_cfg.get("reward_bias", defaults.reward_bias)
-        if same_reward
-        else defaults.reward_bias,
-        discount=train_cfg.get("discount", defaults.discount) if same_reward else defaults.discount,
+def rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Every RNG a run draws from, as tensors: the sampler's generator, torch's CPU (and
+    CUDA) RNG, numpy's and Python's."""
+    state = {"sampler": generator.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    state["numpy_keys"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    state["numpy_rest"] = torch.tensor([pos, has_gauss], dtype=torch.int64)
+    state["numpy_gauss"] = torch.tensor([gauss], dtype=torch.float64)
+    version, internal, gauss_next = random.getstate()
+    state["python"] = torch.tensor(internal, dtype=torch.int64)
+    state["python_rest"] = torch.tensor(
+        [version, 0 if gauss_next is None else 1], dtype=torch.int64
     )
+    state["python_gauss"] = torch.tensor([gauss_next or 0.0], dtype=torch.float64)
+    return state
 
 
-def sac_config(cfg: FinetuneConfig, learner: Learner) -> SACConfig:
-    """The SAC settings of ``cfg.algo`` (see the table in :mod:`robot_rl.algos.sac`)."""
-    wsrl = cfg.algo == "wsrl"
-    return SACConfig(
-        utd=cfg.utd,
-        batch_size=cfg.batch_size,
-        actor_full_batch=wsrl,
-        target_subset=min(2, learner.critic.num_critics),
-        actor_reduce=cfg.actor_reduce,
-        entropy_backup=cfg.entropy_backup,
-        target_entropy_per_dim=cfg.target_entropy_per_dim,
-        actor_lr=1e-4 if wsrl else 3e-4,
-        temperature_lr=cfg.temperature_lr,
-        discount=learner.discount,
-        reward_scale=learner.reward_scale,
-        reward_bias=learner.reward_bias,
-        compile_critic=cfg.compile_critic,
-    )
+def set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -> None:
+    """Inverse of :func:`rng_state`."""
+    generator.set_state(state["sampler"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    if "numpy_keys" in state:
+        pos, has_gauss = (int(x) for x in state["numpy_rest"])
+        keys = state["numpy_keys"].numpy().astype(np.uint32)
+        np.random.set_state(("MT19937", keys, pos, has_gauss, float(state["numpy_gauss"][0])))
+    if "python" in state:
+        version, has_gauss = (int(x) for x in state["python_rest"])
+        gauss = float(state["python_gauss"][0]) if has_gauss else None
+        random.setstate((version, tuple(int(x) for x in state["python"]), gauss))
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -516,4 +367,13 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-__all__ = ["ALGOS", "PRESETS", "FinetuneConfig", "Learner", "finetune", "resolve"]
+__all__ = [
+    "ALGOS",
+    "FinetuneConfig",
+    "algorithm",
+    "finetune",
+    "resolve",
+    "rng_state",
+    "run_finetune",
+    "set_rng_state",
+]

@@ -30,7 +30,7 @@ def _obs(*x: float) -> dict[str, torch.Tensor]:
 
 
 def _step(agent, obs, reward, term, trunc, nxt):  # noqa: ANN001, ANN202
-    action = agent.act(obs)
+    action = agent.act(obs, 10**9)
     plan = agent.policy.last_plan
     t, tr = torch.tensor(term), torch.tensor(trunc)
     agent.observe(obs, action, torch.tensor(reward), t, tr, nxt, nxt)
