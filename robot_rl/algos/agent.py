@@ -194,8 +194,6 @@ class OnlineConfig:
     """Delete an existing ``out`` and start over."""
 
 
-
-
 def optimizer_tensors(name: str, opt: Any) -> tuple[dict[str, Tensor], list[dict[str, Any]]]:
     """An optimizer's moments as flat tensors ``optim.<name>.<param>.<slot>`` and its
     param groups as JSON (safetensors + JSON, no pickle)."""
