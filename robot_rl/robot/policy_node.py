@@ -25,23 +25,13 @@ from typing import Any
 import numpy as np
 
 from robot_rl.errors import RobotRLError
+from robot_rl.robot.convert import pose_array, stamp_seconds
 from robot_rl.robot.runtime import PolicyRuntime, StepResult, robot_obs
 
 DEFAULT_JOINTS = tuple(f"robot0_joint{i}" for i in range(1, 8)) + (
     "robot0_finger_left",
     "robot0_finger_right",
 )
-
-
-def stamp_seconds(stamp: Any) -> float:
-    """Seconds of a ``builtin_interfaces/Time``-like object (``sec``, ``nanosec``)."""
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def pose_array(msg: Any) -> np.ndarray:
-    """PoseStamped -> position + quaternion (w, x, y, z), the sim's layout."""
-    p, o = msg.pose.position, msg.pose.orientation
-    return np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], dtype=np.float64)
 
 
 @dataclass
@@ -259,7 +249,10 @@ class DdsPolicyNode:
 
         if output not in ("forward", "trajectory"):
             raise RobotRLError(f"unknown output {output!r}; choose from ['forward', 'trajectory']")
+        from robot_rl.robot.convert import cyclonedds_types
+
         self.m, self.dds = m, dds
+        self.types = cyclonedds_types()
         self.core = core
         self.output = output
         self.node = dds.Node(domain_id)
@@ -300,21 +293,20 @@ class DdsPolicyNode:
         return fresh
 
     def publish(self, out: TickOutput) -> None:
-        m = self.m
-        cmd = [float(x) for x in out.command]
+        from robot_rl.robot import convert
+
         if self.output == "forward":
-            self.cmd_w.write(m.Float64MultiArray(data=cmd))
+            self.cmd_w.write(convert.command_msg(self.types, out.command))
         else:
-            dt = self.core.rt.dt
-            pts = [m.JointTrajectoryPoint(positions=cmd, time_from_start=_duration(m, dt))]
-            for i, p in enumerate(out.points if out.points is not None else []):
-                pts.append(
-                    m.JointTrajectoryPoint(
-                        positions=[float(x) for x in p], time_from_start=_duration(m, (i + 2) * dt)
-                    )
-                )
-            hdr = m.Header(m.stamp(time.time()), "")
-            self.cmd_w.write(m.JointTrajectory(hdr, list(self.core.joint_names), pts))
+            msg = convert.trajectory_msg(
+                self.types,
+                self.core.joint_names,
+                out.command,
+                out.points,
+                self.core.rt.dt,
+                time.time(),
+            )
+            self.cmd_w.write(msg)
         self._n_commands += 1
         self.stats.obs_to_command_s.append(time.time() - out.obs_stamp)
 
@@ -420,11 +412,6 @@ class DdsPolicyNode:
             self._count_flags(out)
             self.publish(out)
         return self.stats
-
-
-def _duration(m: Any, seconds: float) -> Any:
-    sec = int(seconds)
-    return m.Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
 def write_stats(path: Path, stats: NodeStats, extra: dict[str, Any] | None = None) -> None:
