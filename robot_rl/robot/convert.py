@@ -212,3 +212,26 @@ def targets_from_trajectory(msg: Any) -> list[float] | None:
     if not len(msg.points):
         return None
     return [float(v) for v in msg.points[0].positions]
+
+
+def joint_state_arrays(msg: Any, joint_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions and velocities of ``joint_names``, in that order, from a ``JointState``.
+
+    A named message (any order, extra joints allowed: a real driver's) is indexed by name; an
+    unnamed one must list exactly these joints. Missing velocities read as zeros.
+    """
+    pos = np.asarray(msg.position, dtype=np.float64)
+    vel = np.asarray(msg.velocity, dtype=np.float64)
+    if len(msg.name):
+        names = list(msg.name)
+        if len(pos) != len(names):
+            raise RobotRLError(f"joint state has {len(names)} names, {len(pos)} positions")
+        try:
+            idx = [names.index(n) for n in joint_names]
+        except ValueError as e:
+            raise RobotRLError(f"joint state lacks joint {e}; expected {list(joint_names)}") from e
+        pos = pos[idx]
+        vel = vel[idx] if len(vel) == len(names) else np.zeros(len(idx))
+    if len(pos) != len(joint_names):
+        raise RobotRLError(f"joint state has {len(pos)} positions, need {len(joint_names)}")
+    return pos, (vel if len(vel) == len(pos) else np.zeros(len(pos)))

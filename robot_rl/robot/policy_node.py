@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from robot_rl.errors import RobotRLError
-from robot_rl.robot.convert import pose_array, stamp_seconds
+from robot_rl.robot.convert import joint_state_arrays, pose_array, stamp_seconds
 from robot_rl.robot.runtime import PolicyRuntime, StepResult, robot_obs
 
 DEFAULT_JOINTS = tuple(f"robot0_joint{i}" for i in range(1, 8)) + (
@@ -118,23 +118,7 @@ class PolicyNodeCore:
         t = stamp_seconds(msg.header.stamp)
         if t <= self.js_stamp or t < self.fresh_after:
             return False
-        pos = np.asarray(msg.position, dtype=np.float64)
-        vel = np.asarray(msg.velocity, dtype=np.float64)
-        if len(msg.name):
-            names = list(msg.name)
-            try:
-                idx = [names.index(n) for n in self.joint_names]
-            except ValueError as e:
-                raise RobotRLError(
-                    f"joint state lacks joint {e}; expected {list(self.joint_names)}"
-                ) from e
-            pos = pos[idx]
-            vel = vel[idx] if len(vel) == len(names) else np.zeros(len(idx))
-        if len(pos) != len(self.joint_names):
-            raise RobotRLError(
-                f"joint state has {len(pos)} positions, need {len(self.joint_names)}"
-            )
-        self.q, self.qd = pos, (vel if len(vel) == len(pos) else np.zeros(len(pos)))
+        self.q, self.qd = joint_state_arrays(msg, self.joint_names)
         self.js_stamp = t
         return True
 
