@@ -36,11 +36,14 @@ REMAPS = {
     "estop_reset": ("estop_reset_topic", "/estop_reset"),
     "reset": ("reset_topic", "/episode_reset"),
 }
+RECORDED = ("joint_states", "object_pose", "goal_pose", "commands", "joint_trajectory", "success")
+"""The recorder's topics among those (the e-stop inputs are the policy node's alone)."""
 
 
 def generate_launch_description() -> LaunchDescription:
     params = LaunchConfiguration("params")
     remaps = [(topic, LaunchConfiguration(arg)) for topic, (arg, _) in REMAPS.items()]
+    recorder_remaps = [(topic, to) for topic, to in remaps if topic in RECORDED + ("reset",)]
     args = [
         DeclareLaunchArgument(arg, default_value=default, description=f"remap of `{topic}`")
         for topic, (arg, default) in REMAPS.items()
@@ -78,7 +81,7 @@ def generate_launch_description() -> LaunchDescription:
                     params,
                     {"out": ParameterValue(LaunchConfiguration("out"), value_type=str)},
                 ],
-                remappings=remaps,
+                remappings=recorder_remaps,
                 output="screen",
             ),
         ]

@@ -146,8 +146,10 @@ def check_parameters(executable: str, values: dict[str, Any]) -> list[str]:
             problems.append(f"{executable}: no parameter {name!r}")
             continue
         want, got = ros_type(spec[name][0]), ros_type(value)
-        if got == "array" and want != "array":
+        if want == "array":  # empty default: the limit lists, given as doubles
+            want = "double_array"
+        if got == "array":
             problems.append(f"{executable}.{name}: an empty list has no ROS 2 type; leave it out")
-        elif got != want and not (want == "array" and got.endswith("_array")):
+        elif got != want:
             problems.append(f"{executable}.{name}: {got} given, {want} declared")
     return problems
