@@ -151,6 +151,28 @@ class PolicyNodeCore:
     def observation(self) -> dict[str, np.ndarray]:
         return robot_obs(self.rt.kin, self.q, self.qd, self.object_pose, self.goal)
 
+    def warmup(self) -> bool:
+        """Run the policy, controller and envelope once on the current observation, so their
+        first-call costs (torch, kinematics) land before the control loop instead of in its
+        first periods; nothing is commanded and the episode still starts at the next tick.
+        False (and nothing done) without a complete observation yet."""
+        from robot_rl.robot.runtime import RuntimeStats
+
+        if self.q is None or self._started:
+            return False
+        obs = self.observation()
+        try:
+            self.rt.start(self.q, obs)
+        except RobotRLError:  # a pose topic not heard yet: the first tick will say so
+            return False
+        result = self.rt.step(self.q, obs, first=True)
+        if self.preview_steps:
+            self.rt.preview(result.command, self.preview_steps)
+        self.rt.stats = RuntimeStats()  # the warm-up's slow first inference is not a measure
+        self.q = None
+        self.object_pose = self.goal = None
+        return True
+
     def tick(self, now: float) -> TickOutput | None:
         """One control period at wall time ``now``; None until a joint state has arrived."""
         if self.q is None:
@@ -317,6 +339,24 @@ class DdsPolicyNode:
             time.sleep(0.01)
         self.dds.wait_matched(self.reset_w, 1, 1.0)
 
+    def warmup(self, timeout_s: float = 2.0) -> bool:
+        """Wait for a joint state, run the core's warm-up, and serialize one command so the
+        message type's first-use cost is paid too (nothing is published)."""
+        from robot_rl.robot import convert
+
+        end = time.monotonic() + timeout_s
+        while self.core.q is None and time.monotonic() < end:
+            self._poll()
+            time.sleep(0.002)
+        ok = self.core.warmup()
+        q = np.zeros(len(self.core.joint_names))
+        if self.output == "forward":
+            convert.command_msg(self.types, q).serialize()
+        else:
+            msg = convert.trajectory_msg(self.types, self.core.joint_names, q, q[None], 0.05, 0.0)
+            msg.serialize()
+        return ok
+
     # ---- pacings ----------------------------------------------------------------------------
 
     def spin_lockstep(self, episodes: int, idle_timeout_s: float = 10.0) -> NodeStats:
@@ -362,6 +402,7 @@ class DdsPolicyNode:
         """A wall-clock timer at the control rate; each tick uses the newest joint state."""
         self.wait_for_robot()
         period = self.core.rt.dt
+        self.warmup()
         self.request_reset(settle_s=2 * period)
         start = time.monotonic()
         last_js = start

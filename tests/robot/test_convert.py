@@ -117,5 +117,12 @@ def test_policy_core_reads_rosbags_joint_states_by_name(bc_policy) -> None:
         core.on_object_pose(c.pose_stamped_msg(RB, 5.0, [0.5, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0]))
         obs = core.observation()
         assert obs["object"][:3].tolist() == pytest.approx([0.5, 0.1, 0.02])
-        out = core.tick(5.01)
-        assert out is not None and out.command.shape == (9,)
+        # warm-up runs the policy once, commands nothing, and leaves the episode to the next tick
+        assert core.warmup() and core.q is None and rt.stats.steps == 0
+        assert core.tick(5.01) is None, "a command from the warm-up's joint state"
+        core.on_object_pose(c.pose_stamped_msg(RB, 5.05, [0.5, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0]))
+        assert core.on_joint_state(c.joint_state_msg(RB, 5.05, names, pos, [0.0] * 10))
+        out = core.tick(5.06)
+        assert out is not None and out.command.shape == (9,) and rt.stats.steps == 1
+        np.testing.assert_allclose(out.command, Q, atol=0.2)  # one rate-limited step from Q
+        assert not core.warmup(), "warm-up in the middle of an episode"

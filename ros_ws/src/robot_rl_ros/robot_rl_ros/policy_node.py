@@ -59,6 +59,7 @@ class PolicyNode(Node):
         self.output = cfg.output
         self.period = 1.0 / cfg.rate_hz
         self.done = 0
+        self.warm = False
 
         sensor, reliable = qos()
         t = self.types
@@ -84,6 +85,10 @@ class PolicyNode(Node):
 
     def tick(self) -> None:
         now = self.now()
+        if not self.warm:  # first-call costs before the first command, not in it
+            self.warm = self.core.warmup()
+            if self.warm:
+                return
         out = self.core.tick(now)
         if out is None:
             return
