@@ -102,6 +102,8 @@ class PolicyNodeCore:
         self.object_pose: np.ndarray | None = None
         self.goal: np.ndarray | None = None
         self.success = False
+        self.episode_success = False
+        """Outcome of the last episode that ended."""
         self._estop_pending: bool | None = None
         self._estop_reset_pending = False
         self._started = False
@@ -181,7 +183,7 @@ class PolicyNodeCore:
         if self._pending is not None:
             ended = self._close_step(obs)
             if ended:
-                return TickOutput(episode_end=True, success=self.success)
+                return TickOutput(episode_end=True, success=self.episode_success)
         first = not self._started
         if first:
             self.rt.start(self.q, obs)
@@ -205,6 +207,7 @@ class PolicyNodeCore:
         self._pending = None
         self._steps += 1
         done = self.success
+        self.episode_success = bool(done)  # end_episode clears self.success
         if self.recorder is not None and action is not None:
             self.recorder.add_step(obs, action, float(done), done, False, t)
         if done or self._steps >= self.horizon:

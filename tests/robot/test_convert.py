@@ -126,3 +126,30 @@ def test_policy_core_reads_rosbags_joint_states_by_name(bc_policy) -> None:
         assert out is not None and out.command.shape == (9,) and rt.stats.steps == 1
         np.testing.assert_allclose(out.command, Q, atol=0.2)  # one rate-limited step from Q
         assert not core.warmup(), "warm-up in the middle of an episode"
+
+
+def test_policy_core_reports_the_episode_success_it_ended_on(bc_policy) -> None:
+    """The success report that ends an episode is the outcome the transport sees (and counts)."""
+    from robot_rl.robot.runtime import PolicyRuntime
+
+    with PolicyRuntime(bc_policy, async_inference=False) as rt:
+        core = PolicyNodeCore(rt, horizon=5)
+        pose = [0.5, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0]
+        outcomes = []
+        t = 1.0
+        for episode_succeeds in (True, False):
+            steps = 0
+            while True:
+                t += 0.05
+                core.on_object_pose(c.pose_stamped_msg(RB, t, pose))
+                core.on_joint_state(c.joint_state_msg(RB, t, NAMES, Q, [0.0] * 9))
+                if episode_succeeds and steps == 2:
+                    core.on_success(RB.Bool(data=True))
+                out = core.tick(t + 0.001)
+                if out.episode_end:
+                    outcomes.append((out.success, steps))
+                    break
+                steps += 1
+        # success reported after the 2nd command ends the episode there; the other runs on to
+        # the horizon
+        assert outcomes == [(True, 2), (False, 5)]
