@@ -76,7 +76,13 @@ def envelope_config(values: dict[str, Any], rate_hz: float) -> Any:
 
 
 def spin(node_factory: Any, args: list[str] | None = None) -> None:
-    """rclpy init, spin one node until shutdown or Ctrl-C, clean up."""
+    """rclpy init, spin one node until shutdown or Ctrl-C, clean up; a
+    :class:`~robot_rl.errors.RobotRLError` (bad parameters, bad input) exits with status 2
+    after one line naming the problem."""
+    import sys
+
+    from robot_rl.errors import RobotRLError
+
     rclpy = require_rclpy()
     rclpy.init(args=args)
     node = None
@@ -85,6 +91,9 @@ def spin(node_factory: Any, args: list[str] | None = None) -> None:
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
+    except RobotRLError as e:  # bad parameters or input: one line, exit status 2
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     finally:
         if node is not None:
             close = getattr(node, "close", None)
