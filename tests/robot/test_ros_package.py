@@ -235,3 +235,26 @@ def test_teleop_core_moves_the_tool_along_the_twist_inside_the_envelope() -> Non
     core.on_twist(twist, now + 0.05)
     held = core.tick(now + 0.06)
     assert held.command.tolist() == out.command.tolist()
+
+
+def test_recorder_node_calls_the_recorder_core_it_names(ros_pkg) -> None:
+    """The recorder node's handlers and constructor arguments exist on the recorder (checked
+    once ``robot_rl.robot.recorder`` is present: it is built on another branch)."""
+    import inspect
+
+    recorder = pytest.importorskip("robot_rl.robot.recorder")
+    if not hasattr(recorder, "RecorderCore"):
+        pytest.skip("robot_rl.robot.recorder has no RecorderCore yet")
+    tree = ast.parse((MOD / "recorder_node.py").read_text())
+    table = next(
+        n.value for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == "TOPIC_TYPES"
+    )
+    handlers = {k: v[2] for k, v in ast.literal_eval(table).items()}
+    assert set(handlers) == set(ros_pkg.RECORDER_TOPICS)
+    for name in handlers.values():
+        params = list(inspect.signature(getattr(recorder.RecorderCore, name)).parameters)
+        assert params[1:3] == ["msg", "t"], name
+    core_kw = set(inspect.signature(recorder.RecorderCore).parameters)
+    assert {"action", "joint_names", "horizon", "gap_s", "end_on_success"} <= core_kw
+    assert "append" in inspect.signature(recorder.EpisodeRecorder).parameters
+    assert ros_pkg.RECORDER_NODE["action"][0] in recorder.ACTIONS

@@ -88,22 +88,33 @@ RECORDER_TOPICS = [
     "goal_pose",
     "commands",
     "joint_trajectory",
-    "action",
     "success",
     "intervention",
     "reset",
 ]
 """Topics the recorder knows, by role (relative names; remap them in the launch file). Types:
 JointState; PoseStamped (object_pose, goal_pose); Float64MultiArray (commands);
-JointTrajectory (joint_trajectory); Float64MultiArray (action: the policy-space action, e.g.
-the teleop node's ``ee_delta``); Bool (success, intervention, reset: an episode boundary)."""
+JointTrajectory (joint_trajectory: its first point is the command); Bool (success;
+intervention: latched, true while a human drives; reset: ends the episode in progress)."""
 
 RECORDER_NODE: dict[str, tuple[Any, str]] = {
-    "out": ("", "HDF5 file to append episodes to (robomimic layout); required"),
+    "out": ("", "HDF5 file to write episodes to (robomimic layout); required"),
     "topics": (
-        [t for t in RECORDER_TOPICS if t not in ("joint_trajectory", "action")],
+        [t for t in RECORDER_TOPICS if t != "joint_trajectory"],
         f"topics to record, a subset of {RECORDER_TOPICS} (remap each to the robot's topic)",
     ),
+    "append": (False, "add episodes to an existing file (else an existing file is refused)"),
+    "env_name": ("robot", "env_name stored in the file (the task's name for the sim robot)"),
+    "action": (
+        "joint_delta",
+        "joint_delta: each command as the sim's joint_delta controller action; "
+        "joint_targets: the raw joint targets",
+    ),
+    "rate_hz": (20.0, "control rate of the robot (stored with the file)"),
+    "horizon": (0, "end an episode after this many steps; 0: on reset, success or gap only"),
+    "gap_s": (2.0, "end the episode in progress when no command comes for this long"),
+    "end_on_success": (True, "end an episode on the first success report"),
+    "joint_names": (ARM_JOINTS + FINGER_JOINTS, "the command's joints, as in `joint_states`"),
 }
 
 NODES = {
