@@ -233,7 +233,7 @@ DESCRIPTIONS = {
     "eval": "roll a policy directory out in its env and write eval.json",
     "quickstart": "demos -> BC -> eval on a built-in task, end to end",
     "finetune": "online fine-tuning (sac | rlpd | wsrl) on a VecEnv",
-    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim",
+    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim, policy",
 }
 DEFAULT_THREADS = 1
 """torch intra-op threads unless ``--threads`` says otherwise. On a shared, loaded machine

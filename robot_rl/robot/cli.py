@@ -105,8 +105,13 @@ def run_sim(cfg: SimNodeConfig) -> None:
         robot.spin_realtime(cfg.rate_hz, cfg.max_steps, cfg.idle_timeout_s)
 
 
-def build_policy_node(cfg: PolicyNodeConfig):  # -> tuple[PolicyNodeCore, recorder | None]
-    """The transport-agnostic core (and recorder) for a config; checks input before work."""
+def build_policy_node(cfg: PolicyNodeConfig, *, envelope=None, joint_names=None):
+    """The transport-agnostic core (and recorder) for a config; checks input before work.
+
+    ``envelope`` (an ``EnvelopeConfig``; default: the sim's Panda at the control rate) and
+    ``joint_names`` (the controller's joints in command order) come from the rclpy node's
+    parameters; the DDS verb uses the defaults. Returns ``(PolicyNodeCore, recorder | None)``.
+    """
     import sys
 
     import torch
@@ -124,7 +129,9 @@ def build_policy_node(cfg: PolicyNodeConfig):  # -> tuple[PolicyNodeCore, record
     # waits long behind Python code in the worker.
     sys.setswitchinterval(0.0005)
     use_async = cfg.async_inference if cfg.async_inference is not None else cfg.mode == "realtime"
-    runtime = PolicyRuntime(cfg.policy, control_hz=cfg.rate_hz, async_inference=use_async)
+    runtime = PolicyRuntime(
+        cfg.policy, control_hz=cfg.rate_hz, envelope=envelope, async_inference=use_async
+    )
     recorder = None
     if cfg.record is not None:
         try:
@@ -135,7 +142,10 @@ def build_policy_node(cfg: PolicyNodeConfig):  # -> tuple[PolicyNodeCore, record
         env_info.setdefault("env_name", "robot")
         recorder = EpisodeRecorder(cfg.record, env_info, runtime.obs_keys)
     preview = runtime.n_act if cfg.output == "trajectory" else 0
-    core = PolicyNodeCore(runtime, horizon=cfg.horizon, recorder=recorder, preview_steps=preview)
+    extra = {"joint_names": tuple(joint_names)} if joint_names else {}
+    core = PolicyNodeCore(
+        runtime, horizon=cfg.horizon, recorder=recorder, preview_steps=preview, **extra
+    )
     return core, recorder
 
 

@@ -25,23 +25,13 @@ from typing import Any
 import numpy as np
 
 from robot_rl.errors import RobotRLError
+from robot_rl.robot.convert import joint_state_arrays, pose_array, stamp_seconds
 from robot_rl.robot.runtime import PolicyRuntime, StepResult, robot_obs
 
 DEFAULT_JOINTS = tuple(f"robot0_joint{i}" for i in range(1, 8)) + (
     "robot0_finger_left",
     "robot0_finger_right",
 )
-
-
-def stamp_seconds(stamp: Any) -> float:
-    """Seconds of a ``builtin_interfaces/Time``-like object (``sec``, ``nanosec``)."""
-    return float(stamp.sec) + float(stamp.nanosec) * 1e-9
-
-
-def pose_array(msg: Any) -> np.ndarray:
-    """PoseStamped -> position + quaternion (w, x, y, z), the sim's layout."""
-    p, o = msg.pose.position, msg.pose.orientation
-    return np.array([p.x, p.y, p.z, o.w, o.x, o.y, o.z], dtype=np.float64)
 
 
 @dataclass
@@ -112,6 +102,8 @@ class PolicyNodeCore:
         self.object_pose: np.ndarray | None = None
         self.goal: np.ndarray | None = None
         self.success = False
+        self.episode_success = False
+        """Outcome of the last episode that ended."""
         self._estop_pending: bool | None = None
         self._estop_reset_pending = False
         self._started = False
@@ -128,23 +120,7 @@ class PolicyNodeCore:
         t = stamp_seconds(msg.header.stamp)
         if t <= self.js_stamp or t < self.fresh_after:
             return False
-        pos = np.asarray(msg.position, dtype=np.float64)
-        vel = np.asarray(msg.velocity, dtype=np.float64)
-        if len(msg.name):
-            names = list(msg.name)
-            try:
-                idx = [names.index(n) for n in self.joint_names]
-            except ValueError as e:
-                raise RobotRLError(
-                    f"joint state lacks joint {e}; expected {list(self.joint_names)}"
-                ) from e
-            pos = pos[idx]
-            vel = vel[idx] if len(vel) == len(names) else np.zeros(len(idx))
-        if len(pos) != len(self.joint_names):
-            raise RobotRLError(
-                f"joint state has {len(pos)} positions, need {len(self.joint_names)}"
-            )
-        self.q, self.qd = pos, (vel if len(vel) == len(pos) else np.zeros(len(pos)))
+        self.q, self.qd = joint_state_arrays(msg, self.joint_names)
         self.js_stamp = t
         return True
 
@@ -177,6 +153,28 @@ class PolicyNodeCore:
     def observation(self) -> dict[str, np.ndarray]:
         return robot_obs(self.rt.kin, self.q, self.qd, self.object_pose, self.goal)
 
+    def warmup(self) -> bool:
+        """Run the policy, controller and envelope once on the current observation, so their
+        first-call costs (torch, kinematics) land before the control loop instead of in its
+        first periods; nothing is commanded and the episode still starts at the next tick.
+        False (and nothing done) without a complete observation yet."""
+        from robot_rl.robot.runtime import RuntimeStats
+
+        if self.q is None or self._started:
+            return False
+        obs = self.observation()
+        try:
+            self.rt.start(self.q, obs)
+        except RobotRLError:  # a pose topic not heard yet: the first tick will say so
+            return False
+        result = self.rt.step(self.q, obs, first=True)
+        if self.preview_steps:
+            self.rt.preview(result.command, self.preview_steps)
+        self.rt.stats = RuntimeStats()  # the warm-up's slow first inference is not a measure
+        self.q = None
+        self.object_pose = self.goal = None
+        return True
+
     def tick(self, now: float) -> TickOutput | None:
         """One control period at wall time ``now``; None until a joint state has arrived."""
         if self.q is None:
@@ -185,7 +183,7 @@ class PolicyNodeCore:
         if self._pending is not None:
             ended = self._close_step(obs)
             if ended:
-                return TickOutput(episode_end=True, success=self.success)
+                return TickOutput(episode_end=True, success=self.episode_success)
         first = not self._started
         if first:
             self.rt.start(self.q, obs)
@@ -209,6 +207,7 @@ class PolicyNodeCore:
         self._pending = None
         self._steps += 1
         done = self.success
+        self.episode_success = bool(done)  # end_episode clears self.success
         if self.recorder is not None and action is not None:
             self.recorder.add_step(obs, action, float(done), done, False, t)
         if done or self._steps >= self.horizon:
@@ -259,7 +258,10 @@ class DdsPolicyNode:
 
         if output not in ("forward", "trajectory"):
             raise RobotRLError(f"unknown output {output!r}; choose from ['forward', 'trajectory']")
+        from robot_rl.robot.convert import cyclonedds_types
+
         self.m, self.dds = m, dds
+        self.types = cyclonedds_types()
         self.core = core
         self.output = output
         self.node = dds.Node(domain_id)
@@ -300,21 +302,20 @@ class DdsPolicyNode:
         return fresh
 
     def publish(self, out: TickOutput) -> None:
-        m = self.m
-        cmd = [float(x) for x in out.command]
+        from robot_rl.robot import convert
+
         if self.output == "forward":
-            self.cmd_w.write(m.Float64MultiArray(data=cmd))
+            self.cmd_w.write(convert.command_msg(self.types, out.command))
         else:
-            dt = self.core.rt.dt
-            pts = [m.JointTrajectoryPoint(positions=cmd, time_from_start=_duration(m, dt))]
-            for i, p in enumerate(out.points if out.points is not None else []):
-                pts.append(
-                    m.JointTrajectoryPoint(
-                        positions=[float(x) for x in p], time_from_start=_duration(m, (i + 2) * dt)
-                    )
-                )
-            hdr = m.Header(m.stamp(time.time()), "")
-            self.cmd_w.write(m.JointTrajectory(hdr, list(self.core.joint_names), pts))
+            msg = convert.trajectory_msg(
+                self.types,
+                self.core.joint_names,
+                out.command,
+                out.points,
+                self.core.rt.dt,
+                time.time(),
+            )
+            self.cmd_w.write(msg)
         self._n_commands += 1
         self.stats.obs_to_command_s.append(time.time() - out.obs_stamp)
 
@@ -340,6 +341,24 @@ class DdsPolicyNode:
                 raise RobotRLError(f"no robot publishing joint states within {timeout_s:.0f} s")
             time.sleep(0.01)
         self.dds.wait_matched(self.reset_w, 1, 1.0)
+
+    def warmup(self, timeout_s: float = 2.0) -> bool:
+        """Wait for a joint state, run the core's warm-up, and serialize one command so the
+        message type's first-use cost is paid too (nothing is published)."""
+        from robot_rl.robot import convert
+
+        end = time.monotonic() + timeout_s
+        while self.core.q is None and time.monotonic() < end:
+            self._poll()
+            time.sleep(0.002)
+        ok = self.core.warmup()
+        q = np.zeros(len(self.core.joint_names))
+        if self.output == "forward":
+            convert.command_msg(self.types, q).serialize()
+        else:
+            msg = convert.trajectory_msg(self.types, self.core.joint_names, q, q[None], 0.05, 0.0)
+            msg.serialize()
+        return ok
 
     # ---- pacings ----------------------------------------------------------------------------
 
@@ -386,6 +405,7 @@ class DdsPolicyNode:
         """A wall-clock timer at the control rate; each tick uses the newest joint state."""
         self.wait_for_robot()
         period = self.core.rt.dt
+        self.warmup()
         self.request_reset(settle_s=2 * period)
         start = time.monotonic()
         last_js = start
@@ -420,11 +440,6 @@ class DdsPolicyNode:
             self._count_flags(out)
             self.publish(out)
         return self.stats
-
-
-def _duration(m: Any, seconds: float) -> Any:
-    sec = int(seconds)
-    return m.Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
 
 
 def write_stats(path: Path, stats: NodeStats, extra: dict[str, Any] | None = None) -> None:

@@ -181,6 +181,7 @@ def test_real_diffusion_policy_runs_through_the_runtime() -> None:
     for k in range(20):
         r = rt.step(HOME, obs, first=k == 0)
         assert np.isfinite(r.command).all() and np.all(np.abs(r.action) <= 1)
+        time.sleep(rt.dt)  # a control loop's pace: the async chunk lands within its periods
     pts = rt.preview(HOME, 8)
     assert pts.shape[1] == 9 and 1 <= len(pts) <= 8
     rt.close()
