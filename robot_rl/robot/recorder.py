@@ -354,14 +354,26 @@ def joint_delta_action(
     return np.clip(np.append(arm, grip), -1.0, 1.0).astype(np.float32)
 
 
-def robot_env_args(env_name: str, action: str, rate_hz: float) -> dict[str, Any]:
-    """``env_args`` of a recording: the controller the actions are in, and the control rate."""
+def robot_env_args(
+    env_name: str, action: str, rate_hz: float, horizon: int | None = None
+) -> dict[str, Any]:
+    """``env_args`` of a recording. ``env_kwargs`` holds only what the sim task takes (the
+    controller the actions are in, the horizon), so ``eval`` can rebuild the env from it."""
     if action not in ACTIONS:
         raise RobotRLError(f"unknown action {action!r}; choose from {list(ACTIONS)}")
-    kwargs: dict[str, Any] = {"control_hz": rate_hz}
+    kwargs: dict[str, Any] = {"reward_type": "sparse"}
     if action == "joint_delta":
         kwargs["controller"] = "joint_delta"
-    return {"env_name": env_name, "env_type": "robot_rl", "env_kwargs": kwargs, "source": "robot"}
+    if horizon is not None:
+        kwargs["horizon"] = horizon
+    return {
+        "env_name": env_name,
+        "env_type": "robot_rl",
+        "env_kwargs": kwargs,
+        "control_hz": rate_hz,
+        "action": action,
+        "source": "robot",
+    }
 
 
 class RecorderCore:
@@ -411,7 +423,8 @@ class RecorderCore:
         self.committed: list[tuple[str, int, bool, str]] = []
         """(demo name, steps, success, why it ended) of each committed episode."""
         self.dropped = 0
-        """Commands that came before any joint state (nothing to pair them with)."""
+        """Commands with no complete observation to pair them with (before the first joint
+        state, or before an object pose the recording has)."""
         self._pending: tuple[dict[str, np.ndarray], np.ndarray, bool, float] | None = None
         self._steps = 0
         self._any_success = False
@@ -485,8 +498,13 @@ class RecorderCore:
             return
         if len(targets) != len(self.joint_names):
             raise RobotRLError(f"command has {len(targets)} targets, need {len(self.joint_names)}")
+        obs = self.observation()
+        keys = self.recorder.obs_keys
+        if keys is not None and any(k not in obs for k in keys):
+            self.dropped += 1  # e.g. no object pose since the reset yet
+            return
         action = joint_delta_action(self.q, targets) if self.action == "joint_delta" else targets
-        self._pending = (self.observation(), action, self.intervention, t)
+        self._pending = (obs, action, self.intervention, t)
 
     def _close_pending(self) -> None:
         obs, action, intervention, t = self._pending  # type: ignore[misc]
@@ -524,7 +542,10 @@ class DdsRecorder:
 
     Samples of all topics taken in one poll are handled in source-timestamp order, so a command
     is paired with the joint state that was published before it, not one that merely arrived
-    in the same poll.
+    in the same poll. Samples from different processes can arrive slightly out of that order
+    (a reset request may land after the state the robot published after resetting), so each
+    sample waits ``reorder_s`` before it is handled. Readers keep every sample until taken (QoS history keep-all), so the
+    messages that arrive while an episode is being committed wait instead of being dropped.
     """
 
     def __init__(
@@ -540,36 +561,51 @@ class DdsRecorder:
         success_topic: str = "/success",
         reset_topic: str = "/reset",
         intervention_topic: str = "/intervention",
+        reorder_s: float = 0.05,
     ) -> None:
         from robot_rl.robot import dds
         from robot_rl.robot import msgs as m
 
         self.core = core
         self.node = dds.Node(domain_id)
+        self.reorder_ns = int(reorder_s * 1e9)
+        self._buffer: list[tuple[int, int, Any, Any]] = []
         c = core
+        rel, sensor = dds.RECORD, dds.SENSOR_RECORD
         # state first: at equal timestamps the state a command was computed from goes first
         self.inputs = [
-            (self.node.reader(reset_topic, m.Bool), m.Bool, c.on_reset),
-            (self.node.reader(joint_state_topic, m.JointState, dds.SENSOR), m.JointState, c.on_joint_state),
-            (self.node.reader(object_topic, m.PoseStamped, dds.SENSOR), m.PoseStamped, c.on_object_pose),
-            (self.node.reader(goal_topic, m.PoseStamped, dds.SENSOR), m.PoseStamped, c.on_goal_pose),
-            (self.node.reader(success_topic, m.Bool), m.Bool, c.on_success),
-            (self.node.reader(intervention_topic, m.Bool), m.Bool, c.on_intervention),
-            (self.node.reader(command_topic, m.Float64MultiArray), m.Float64MultiArray, c.on_command),
-            (self.node.reader(trajectory_topic, m.JointTrajectory), m.JointTrajectory, c.on_trajectory),
+            (self.node.reader(reset_topic, m.Bool, rel), m.Bool, c.on_reset),
+            (self.node.reader(joint_state_topic, m.JointState, sensor), m.JointState, c.on_joint_state),
+            (self.node.reader(object_topic, m.PoseStamped, sensor), m.PoseStamped, c.on_object_pose),
+            (self.node.reader(goal_topic, m.PoseStamped, sensor), m.PoseStamped, c.on_goal_pose),
+            (self.node.reader(success_topic, m.Bool, rel), m.Bool, c.on_success),
+            (self.node.reader(intervention_topic, m.Bool, rel), m.Bool, c.on_intervention),
+            (self.node.reader(command_topic, m.Float64MultiArray, rel), m.Float64MultiArray, c.on_command),
+            (self.node.reader(trajectory_topic, m.JointTrajectory, rel), m.JointTrajectory, c.on_trajectory),
         ]  # fmt: skip
 
-    def poll(self) -> int:
-        """Handle every waiting sample in source-time order; returns how many."""
-        got = []
+    def poll(self, flush: bool = False) -> int:
+        """Take every waiting sample; handle, in source-time order, those older than the
+        reorder window (all of them with ``flush``). Returns how many were taken."""
+        taken = 0
         for order, (reader, msg_type, handler) in enumerate(self.inputs):
-            for s in reader.reader.take(N=256):
-                if isinstance(s, msg_type):
-                    got.append((s.sample_info.source_timestamp, order, handler, s))
-        got.sort(key=lambda x: (x[0], x[1]))
-        for ts, _, handler, msg in got:
+            while True:  # drain: a backlog (after a slow commit) is handled in time order too
+                batch = reader.reader.take(N=256)
+                for s in batch:
+                    if isinstance(s, msg_type):
+                        self._buffer.append((s.sample_info.source_timestamp, order, handler, s))
+                        taken += 1
+                if len(batch) < 256:
+                    break
+        self._buffer.sort(key=lambda x: (x[0], x[1]))
+        horizon = math.inf if flush else time.time_ns() - self.reorder_ns
+        ready = 0
+        while ready < len(self._buffer) and self._buffer[ready][0] <= horizon:
+            ready += 1
+        handle, self._buffer = self._buffer[:ready], self._buffer[ready:]
+        for ts, _, handler, msg in handle:
             handler(msg, ts * 1e-9)
-        return len(got)
+        return taken
 
     def spin(
         self,
@@ -585,7 +621,7 @@ class DdsRecorder:
         while stop is None or not stop():
             if self.poll():
                 last = time.monotonic()
-            self.core.poll(time.time())
+            self.core.poll(time.time() - self.reorder_ns * 1e-9)
             for entry in self.core.committed[reported:]:
                 if on_commit is not None:
                     on_commit(entry)
@@ -595,6 +631,7 @@ class DdsRecorder:
             if idle_timeout_s is not None and time.monotonic() - last > idle_timeout_s:
                 break
             time.sleep(0.0005)
+        self.poll(flush=True)
         self.core.shutdown()
 
 
@@ -603,7 +640,9 @@ def run_record(cfg: Any) -> list[tuple[str, int, bool, str]]:
     if cfg.rate_hz <= 0:
         raise RobotRLError(f"--rate-hz must be positive, got {cfg.rate_hz}")
     recorder = EpisodeRecorder(
-        cfg.out, robot_env_args(cfg.env_name, cfg.action, cfg.rate_hz), append=cfg.append
+        cfg.out,
+        robot_env_args(cfg.env_name, cfg.action, cfg.rate_hz, cfg.horizon),
+        append=cfg.append,
     )
     core = RecorderCore(
         recorder,
