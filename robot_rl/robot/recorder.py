@@ -153,28 +153,34 @@ class EpisodeRecorder:
     def write_episode(self, ep: dict[str, Any]) -> str:
         """Commit one whole episode (the dict layout of :func:`robot_rl.data.hdf5.write_robomimic`
         plus optional ``interventions`` and ``timestamps`` [T]); returns its demo name."""
-        self._check(ep)
-        name = f"demo_{self.num_episodes}"
+        return self.write_episodes([ep])[0]
+
+    def write_episodes(self, episodes: list[dict[str, Any]]) -> list[str]:
+        """Commit several whole episodes in one atomic step; returns their demo names."""
+        for ep in episodes:
+            self._check(ep)
+        first = self.num_episodes
+        names = [f"demo_{first + i}" for i in range(len(episodes))]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(
             dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TMP_SUFFIX
         )
         os.close(fd)
         tmp_path = Path(tmp)
+        added = sum(len(ep["actions"]) for ep in episodes)
         try:
             if self.path.exists():
                 shutil.copyfile(self.path, tmp_path)
             with h5py.File(tmp_path, "a" if self.path.exists() else "w") as f:
                 data = f.require_group("data")
                 data.attrs["env_args"] = self._env_json
-                g = data.create_group(name)
-                _write_demo(g, ep)
-                data.attrs["total"] = self.num_samples + len(ep["actions"])
-                names = [f"demo_{i}" for i in range(self.num_episodes + 1)]
-                valid = [n for i, n in enumerate(names) if self._is_valid(i)]
-                for key, listed in (
-                    ("train", [n for n in names if n not in valid]),
-                    ("valid", valid),
-                ):
+                for name, ep in zip(names, episodes, strict=True):
+                    _write_demo(data.create_group(name), ep)
+                data.attrs["total"] = self.num_samples + added
+                every = [f"demo_{i}" for i in range(first + len(episodes))]
+                valid = [n for i, n in enumerate(every) if self._is_valid(i)]
+                train = [n for n in every if n not in valid]
+                for key, listed in (("train", train), ("valid", valid)):
                     if f"mask/{key}" in f:
                         del f[f"mask/{key}"]
                     # robomimic stores filter keys as fixed-length byte strings
@@ -187,9 +193,9 @@ class EpisodeRecorder:
         except BaseException:
             tmp_path.unlink(missing_ok=True)
             raise
-        self.num_episodes += 1
-        self.num_samples += len(ep["actions"])
-        return name
+        self.num_episodes += len(episodes)
+        self.num_samples += added
+        return names
 
     def close(self) -> None:
         """Drop the episode in progress (a partial episode is not a completed one)."""
