@@ -394,7 +394,9 @@ class RecorderCore:
 
     Episodes end on a reset request (``/reset``), on success (``end_on_success``), at
     ``horizon`` steps, or when no command comes for ``gap_s``. Commands after a success and
-    before the next reset (or gap) are not recorded.
+    before the next reset (or gap) are not recorded. With ``wait_for_start`` (the default) a
+    recorder started while commands flow waits for the next reset or gap, so it never records
+    an episode from its middle (say, when restarted after a crash).
     """
 
     def __init__(
@@ -406,6 +408,7 @@ class RecorderCore:
         horizon: int | None = None,
         gap_s: float = 2.0,
         end_on_success: bool = True,
+        wait_for_start: bool = True,
     ) -> None:
         from robot_rl.robot.kinematics import ArmKinematics
 
@@ -434,8 +437,9 @@ class RecorderCore:
         self._pending: tuple[dict[str, np.ndarray], np.ndarray, bool, float] | None = None
         self._steps = 0
         self._any_success = False
-        self._waiting = False
-        self._last_command = -math.inf
+        self._waiting = wait_for_start
+        self._last_command: float | None = None
+        self._first_poll: float | None = None
 
     # -- inputs --
 
@@ -475,6 +479,11 @@ class RecorderCore:
 
     def poll(self, t: float) -> None:
         """Call now and then: ends the episode after ``gap_s`` without a command."""
+        if self._last_command is None:  # no command yet: the robot is idle, ready to record
+            self._first_poll = t if self._first_poll is None else self._first_poll
+            if t - self._first_poll > self.gap_s:
+                self._waiting = False
+            return
         if t - self._last_command > self.gap_s:
             if self._pending is not None or self.recorder.steps_in_episode():
                 self._end("gap")

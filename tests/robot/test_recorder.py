@@ -164,9 +164,9 @@ def test_core_pairs_commands_with_the_state_before_them(tmp_path: Path) -> None:
     core = RecorderCore(rec, action="joint_targets", gap_s=1.0)
     q = [[0.01 * k + 0.001 * j for j in range(9)] for k in range(10)]
     t = 0.0
-    core.on_command(_cmd([9.0] * 9), t)  # before any joint state: dropped
+    core.on_reset(_b(True), t)
+    core.on_command(_cmd([9.0] * 9), 0.1)  # before any joint state: dropped
     assert core.dropped == 1
-    core.on_reset(_b(True), 0.1)
     for k in range(3):  # episode 0: three steps, success reported after the third command
         t = 1.0 + 0.05 * k
         core.on_joint_state(_js(q[k]), t)
@@ -209,6 +209,8 @@ def test_core_horizon_and_trajectory_input(tmp_path: Path) -> None:
     rec = EpisodeRecorder(tmp_path / "rec.hdf5", robot_env_args("lift", "joint_delta", 20.0))
     core = RecorderCore(rec, horizon=2)
     home = [0.0, 0.0, 0.0, -1.5, 0.0, 1.5, 0.8, 0.04, 0.04]
+    core.poll(-5.0)
+    core.poll(-2.5)  # idle (no command) for longer than gap_s: ready to record
     for k in range(5):
         core.on_joint_state(_js(home), 0.1 * k)
         target = list(np.add(home, 0.025 * np.r_[np.ones(7), 0, 0]))
@@ -217,3 +219,22 @@ def test_core_horizon_and_trajectory_input(tmp_path: Path) -> None:
     assert [c[1] for c in core.committed] == [2]
     ds = read_robomimic(tmp_path / "rec.hdf5")
     np.testing.assert_allclose(ds.actions.numpy(), [[0.5] * 7 + [-1.0]] * 2, atol=1e-5)
+
+
+def test_core_started_mid_episode_waits_for_the_next_start(tmp_path: Path) -> None:
+    rec = EpisodeRecorder(tmp_path / "rec.hdf5", robot_env_args("lift", "joint_targets", 20.0))
+    core = RecorderCore(rec, action="joint_targets", gap_s=1.0)
+    q = [0.1] * 9
+    for k in range(40):  # commands flow from the start, every 0.05 s: an episode in progress
+        t = 0.05 * k
+        core.poll(t)
+        core.on_joint_state(_js(q), t)
+        core.on_command(_cmd([float(k)] * 9), t + 0.01)
+    assert rec.steps_in_episode() == 0 and not core.committed
+    core.on_reset(_b(True), 2.0)
+    for k in range(3):
+        core.on_joint_state(_js(q), 2.1 + 0.05 * k)
+        core.on_command(_cmd([100.0 + k] * 9), 2.11 + 0.05 * k)
+    core.on_reset(_b(True), 2.5)
+    assert [c[1] for c in core.committed] == [3]
+    np.testing.assert_array_equal(read_robomimic(rec.path).actions[:, 0], [100, 101, 102])
