@@ -433,7 +433,7 @@ class RecorderCore:
         """(demo name, steps, success, why it ended) of each committed episode."""
         self.dropped = 0
         """Commands with no complete observation to pair them with (before the first joint
-        state, or before an object pose the recording has)."""
+        state, or before an object pose the recording has); their episodes are skipped."""
         self._pending: tuple[dict[str, np.ndarray], np.ndarray, bool, float] | None = None
         self._steps = 0
         self._any_success = False
@@ -477,9 +477,16 @@ class RecorderCore:
         if msg.points:
             self._command(np.asarray(msg.points[0].positions, dtype=np.float64), t)
 
-    def poll(self, t: float) -> None:
-        """Call now and then: ends the episode after ``gap_s`` without a command."""
-        if self._last_command is None:  # no command yet: the robot is idle, ready to record
+    def poll(self, t: float, listening: bool = True) -> None:
+        """Call now and then: ends the episode after ``gap_s`` without a command.
+
+        ``listening``: a command publisher is connected (a transport that discovers its peers
+        says so), so silence means an idle robot rather than one not heard yet.
+        """
+        if self._last_command is None:  # no command yet: an idle robot, ready to record
+            if not listening:
+                self._first_poll = None
+                return
             self._first_poll = t if self._first_poll is None else self._first_poll
             if t - self._first_poll > self.gap_s:
                 self._waiting = False
@@ -508,15 +515,18 @@ class RecorderCore:
             self._close_pending()
         if self._waiting:
             return
-        if self.q is None:
-            self.dropped += 1
-            return
         if len(targets) != len(self.joint_names):
             raise RobotRLError(f"command has {len(targets)} targets, need {len(self.joint_names)}")
-        obs = self.observation()
+        obs = self.observation() if self.q is not None else {}
         keys = self.recorder.obs_keys
-        if keys is not None and any(k not in obs for k in keys):
-            self.dropped += 1  # e.g. no object pose since the reset yet
+        if self.q is None or (keys is not None and any(k not in obs for k in keys)):
+            # no complete observation (say, a joint state lost since the reset): the episode's
+            # start is not seen, so it is skipped whole rather than recorded from its middle
+            self.dropped += 1
+            self.recorder.discard_episode()
+            self._steps = 0
+            self._any_success = False
+            self._waiting = True
             return
         action = joint_delta_action(self.q, targets) if self.action == "joint_delta" else targets
         self._pending = (obs, action, self.intervention, t)
@@ -577,6 +587,7 @@ class DdsRecorder:
         reset_topic: str = "/reset",
         intervention_topic: str = "/intervention",
         reorder_s: float = 0.05,
+        settle_s: float = 0.5,
     ) -> None:
         from robot_rl.robot import dds
         from robot_rl.robot import msgs as m
@@ -585,6 +596,9 @@ class DdsRecorder:
         self.node = dds.Node(domain_id)
         self.reorder_ns = int(reorder_s * 1e9)
         self._buffer: list[tuple[int, int, Any, Any]] = []
+        self._matched_at: float | None = None
+        self._heard = False
+        self.settle_s = settle_s
         c = core
         rel, sensor = dds.RECORD, dds.SENSOR_RECORD
         # state first: at equal timestamps the state a command was computed from goes first
@@ -598,6 +612,8 @@ class DdsRecorder:
             (self.node.reader(command_topic, m.Float64MultiArray, rel), m.Float64MultiArray, c.on_command),
             (self.node.reader(trajectory_topic, m.JointTrajectory, rel), m.JointTrajectory, c.on_trajectory),
         ]  # fmt: skip
+        self._js_reader = self.inputs[1][0].reader
+        self._cmd_readers = [self.inputs[-2][0].reader, self.inputs[-1][0].reader]
 
     def poll(self, flush: bool = False) -> int:
         """Take every waiting sample; handle, in source-time order, those older than the
@@ -612,6 +628,9 @@ class DdsRecorder:
                         taken += 1
                 if len(batch) < 256:
                     break
+        if not self._accepting():
+            self._buffer.clear()
+            return taken
         self._buffer.sort(key=lambda x: (x[0], x[1]))
         horizon = math.inf if flush else time.time_ns() - self.reorder_ns
         ready = 0
@@ -622,21 +641,46 @@ class DdsRecorder:
             handler(msg, ts * 1e-9)
         return taken
 
+    def _accepting(self) -> bool:
+        """The robot's joint states have had a publisher for ``settle_s`` (time for its other
+        topics' endpoints to match too, so the first episode has every observation key);
+        until then samples are discarded."""
+        if self._matched_at is None:
+            if not self._js_reader.get_matched_publications():
+                return False
+            self._matched_at = time.monotonic()
+        return time.monotonic() - self._matched_at >= self.settle_s
+
+    def _listening(self) -> bool:
+        """A command publisher is connected: silence now means an idle robot."""
+        if not self._heard:
+            self._heard = (
+                any(r.get_matched_publications() for r in self._cmd_readers) and self._accepting()
+            )
+        return self._heard
+
     def spin(
         self,
         max_episodes: int | None = None,
         idle_timeout_s: float | None = None,
         stop: Any = None,
         on_commit: Any = None,
+        on_ready: Any = None,
     ) -> None:
         """Record until ``max_episodes`` are committed, nothing arrives for ``idle_timeout_s``,
-        or ``stop()`` is true (drops the episode in progress)."""
+        or ``stop()`` is true (drops the episode in progress). ``on_ready()`` is called once
+        the robot is heard (samples are handled from then on)."""
         last = time.monotonic()
         reported = 0
+        ready = False
         while stop is None or not stop():
             if self.poll():
                 last = time.monotonic()
-            self.core.poll(time.time() - self.reorder_ns * 1e-9)
+            if not ready and self._accepting():
+                ready = True
+                if on_ready is not None:
+                    on_ready()
+            self.core.poll(time.time() - self.reorder_ns * 1e-9, self._listening())
             for entry in self.core.committed[reported:]:
                 if on_commit is not None:
                     on_commit(entry)
@@ -691,6 +735,10 @@ def run_record(cfg: Any) -> list[tuple[str, int, bool, str]]:
         print(f"recorded {name} steps={steps} success={int(success)} ended={why}", flush=True)
 
     print(f"recording to {cfg.out} (demo_{recorder.num_episodes} next)", flush=True)
-    node.spin(cfg.episodes, cfg.idle_timeout_s, lambda: bool(stopping), _report)
+
+    def _ready() -> None:
+        print("robot heard; recording from the next episode start", flush=True)
+
+    node.spin(cfg.episodes, cfg.idle_timeout_s, lambda: bool(stopping), _report, _ready)
     print(f"stopped: {len(core.committed)} episodes committed to {cfg.out}", file=sys.stderr)
     return core.committed

@@ -167,6 +167,7 @@ def test_core_pairs_commands_with_the_state_before_them(tmp_path: Path) -> None:
     core.on_reset(_b(True), t)
     core.on_command(_cmd([9.0] * 9), 0.1)  # before any joint state: dropped
     assert core.dropped == 1
+    core.on_reset(_b(True), 0.2)  # that episode's start was not seen: the next one is recorded
     for k in range(3):  # episode 0: three steps, success reported after the third command
         t = 1.0 + 0.05 * k
         core.on_joint_state(_js(q[k]), t)
