@@ -136,7 +136,7 @@ def main(argv: list[str]) -> None:
         pcfg = tyro.cli(PolicyNodeConfig, args=argv[1:], prog="robot-rl robot policy")
         run_policy(pcfg)
     elif argv[0] == "record":
-        from robot_rl.robot.recorder import run_record
+        from robot_rl.robot.record_node import run_record
 
         rcfg = tyro.cli(RecordConfig, args=argv[1:], prog="robot-rl robot record")
         run_record(rcfg)
