@@ -20,8 +20,9 @@ written in place: each finished episode is added to a copy (``.<name>.<random>.r
 it), the copy is flushed and fsynced, then atomically renamed over the file (``os.replace``)
 and the directory fsynced. A crash at any moment leaves either the old file or the new one,
 both complete; it loses the episode in progress and nothing else. The price is one file copy
-per episode (the kernel's copy_file_range; ~10 ms for 20 MB here), paid between episodes,
-while the robot resets.
+per episode, paid between episodes while the robot resets: measured here (this 2-core machine,
+fsync included, episodes of 400 steps), 4 ms at 1 MB, 9 ms at 12.5 MB, 49 ms at 50 MB (400
+episodes); split very long sessions over several files.
 """
 
 from __future__ import annotations

@@ -217,3 +217,72 @@ def test_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     out.write_bytes(b"")
     rc = main(["import", "rosbag", str(bag), "--out", str(out)])
     assert rc == 2 and "--overwrite" in capsys.readouterr().err
+
+
+def test_trajectory_commands_custom_topics_and_bc_trains(tmp_path: Path) -> None:
+    """JointTrajectory commands on custom topic names, a topic switched off (null), no marker
+    topic: one episode split only by the gap; the file trains with BC as it is."""
+    import torch
+
+    from robot_rl.algos.bc import BCConfig, train_bc
+
+    jt = "trajectory_msgs/msg/JointTrajectory"
+    rename = {"/joint_states": "/arm/joint_states", "/object_pose": "/cube"}
+    msgs = []
+    for topic, typ, t, msg in scenario():
+        if topic == "/commands":
+            pt = T["trajectory_msgs/msg/JointTrajectoryPoint"](
+                positions=msg.data,
+                velocities=np.zeros(0),
+                accelerations=np.zeros(0),
+                effort=np.zeros(0),
+                time_from_start=T["builtin_interfaces/msg/Duration"](sec=0, nanosec=50_000_000),
+            )
+            traj = T[jt](header=_header(t), joint_names=list(DEFAULT_JOINTS), points=[pt])
+            msgs.append(("/arm/trajectory", jt, t, traj))
+        elif topic in ("/reset", "/success"):
+            continue
+        else:
+            msgs.append((rename.get(topic, topic), typ, t, msg))
+    bag = write_bag(tmp_path / "bag", StoragePlugin.MCAP, msgs)
+    cfg = tmp_path / "topics.yaml"
+    cfg.write_text(
+        "joint_state: /arm/joint_states\ncommand: /arm/trajectory\nobject_pose: /cube\n"
+        "intervention: null\nenv_name: lift\n"
+    )
+    out = tmp_path / "demos.hdf5"
+    assert (
+        main(
+            [
+                "import",
+                "rosbag",
+                str(next(bag.glob("*.mcap"))),
+                "--out",
+                str(out),
+                "--config",
+                str(cfg),
+            ]
+        )
+        == 0
+    )
+    ds = read_robomimic(out)
+    # no markers: only the 2 s pause splits (the 0.54 s one at 11.47 is under gap_s)
+    dt = 1 / RATE
+    n0 = int((12.49 - 10.012) / dt + 1e-9) + 1
+    assert ds.episode_lengths.tolist() == [n0, int((14.99 - 14.51) / dt + 1e-9) + 1]
+    assert ds.env_args["env_name"] == "lift" and float(ds.rewards.sum()) == 0.0
+    grid = 10.012 + dt * np.arange(n0)
+    ref = scenario()
+    cmd = np.array([list(last_before(ref, "/commands", g).data) for g in grid])
+    q = np.array([q_at(last_before(ref, "/joint_states", g).header.stamp.sec
+                       + last_before(ref, "/joint_states", g).header.stamp.nanosec * 1e-9)
+                  for g in grid])  # fmt: skip
+    want = np.clip((cmd[:, :7] - q[:, :7]) / 0.05, -1, 1)
+    np.testing.assert_allclose(ds.actions[:n0, :7].numpy(), want, atol=1e-4)
+    torch.set_num_threads(1)
+    train_bc(
+        BCConfig(dataset=out, out=tmp_path / "bc", hidden_dims=[16], steps=3, batch_size=8,
+                 log_dir=tmp_path / "runs"),
+        progress=False,
+    )  # fmt: skip
+    assert (tmp_path / "bc" / "model.safetensors").is_file()
