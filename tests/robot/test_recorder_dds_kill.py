@@ -134,15 +134,18 @@ def run_campaign(tmp_path: Path, spawn, kills: int, seed: int) -> dict[str, int]
             if not path.exists():
                 assert not reported
                 continue
+            before = len(ids)
             ids = check_file(path, kin)
-            # every episode reported committed is in the file (one more may have landed)
-            assert len(reported) <= len(ids) <= len(reported) + 1
+            # every episode this run reported is in the file (one more may have landed just
+            # before the kill, unreported)
+            assert len(got) <= len(ids) - before <= len(got) + 1
     finally:
         pub.stop()
     return {
         "kills": kills,
         "episodes_sent": pub.sent,
         "episodes_reported": len(reported),
+        "committed_unreported": len(ids) - len(reported),
         "episodes_in_file_verified": len(ids),
     }
 
