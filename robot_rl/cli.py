@@ -225,6 +225,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "quickstart": cmd_quickstart,
     "finetune": cmd_finetune,
     "robot": cmd_robot,
+    "import": lambda argv: cmd_robot(["import", *argv]),
 }
 DESCRIPTIONS = {
     "demos": "scripted-expert demonstrations for a built-in task, into robomimic-layout HDF5",
@@ -232,8 +233,9 @@ DESCRIPTIONS = {
     "train": "offline training on a robomimic-layout file: bc | diffusion | iql | calql",
     "eval": "roll a policy directory out in its env and write eval.json",
     "quickstart": "demos -> BC -> eval on a built-in task, end to end",
-    "finetune": "online fine-tuning (sac | rlpd | wsrl) on a VecEnv",
-    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim, policy",
+    "finetune": "online fine-tuning (sac | rlpd | wsrl | expo) on a VecEnv",
+    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim, policy, record",
+    "import": "rosbag2 recordings (sqlite3, mcap) into robomimic-layout HDF5: rosbag",
 }
 DEFAULT_THREADS = 1
 """torch intra-op threads unless ``--threads`` says otherwise. On a shared, loaded machine

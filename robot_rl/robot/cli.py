@@ -80,17 +80,79 @@ class PolicyNodeConfig:
     """Torch CPU threads."""
 
 
+@dataclass
+class RecordConfig:
+    """Record the robot's episodes from its ROS 2 topics into robomimic-layout HDF5.
+
+    One step per joint command, paired with the newest joint state, object and goal pose
+    before it. Each finished episode is committed atomically: a crash or kill loses at most
+    the episode in progress. Stops after --episodes, after --idle-timeout-s of silence, or
+    on Ctrl-C / SIGTERM."""
+
+    out: Path
+    """HDF5 file to write (refused if it exists, unless --append)."""
+    append: bool = False
+    """Add episodes to an existing recording (same env name and observation keys)."""
+    env_name: str = "robot"
+    """env_name stored in the file (the task's name when recording the sim robot)."""
+    action: Literal["joint_delta", "joint_targets"] = "joint_delta"
+    """joint_delta: each command as the sim's joint_delta controller action (a policy trained
+    on the file deploys with that controller); joint_targets: the 9 raw joint targets."""
+    rate_hz: float = 20.0
+    """Control rate of the robot (stored in env_kwargs)."""
+    domain_id: int = 0
+    """DDS domain."""
+    episodes: int | None = None
+    """Stop after this many episodes (default: until stopped)."""
+    horizon: int | None = None
+    """End an episode after this many steps (default: on reset, success or a gap only)."""
+    gap_s: float = 2.0
+    """End the episode in progress when no command comes for this long."""
+    end_on_success: bool = True
+    """End an episode on the first success report (later commands wait for a reset)."""
+    idle_timeout_s: float | None = None
+    """Stop when no message at all arrives for this long (default: never)."""
+    joint_state_topic: str = "/joint_states"
+    command_topic: str = "/commands"
+    trajectory_topic: str = "/joint_trajectory"
+    object_topic: str = "/object_pose"
+    goal_topic: str = "/goal_pose"
+    success_topic: str = "/success"
+    reset_topic: str = "/reset"
+    """Episode marker: a True here ends the episode in progress (the policy node sends it)."""
+    intervention_topic: str = "/intervention"
+    """Bool, latched: True while a human drives the robot (per-step intervention flag)."""
+
+
 def main(argv: list[str]) -> None:
-    verbs = ("sim", "policy")
+    verbs = ("sim", "policy", "record", "import")
     if not argv or argv[0] not in verbs:
         given = argv[0] if argv else "nothing"
         raise RobotRLError(f"robot-rl robot needs a verb, got {given!r}; choose from {list(verbs)}")
     if argv[0] == "sim":
         cfg = tyro.cli(SimNodeConfig, args=argv[1:], prog="robot-rl robot sim")
         run_sim(cfg)
-    else:
+    elif argv[0] == "policy":
         pcfg = tyro.cli(PolicyNodeConfig, args=argv[1:], prog="robot-rl robot policy")
         run_policy(pcfg)
+    elif argv[0] == "record":
+        from robot_rl.robot.record_node import run_record
+
+        rcfg = tyro.cli(RecordConfig, args=argv[1:], prog="robot-rl robot record")
+        run_record(rcfg)
+    else:
+        main_import(argv[1:])
+
+
+def main_import(argv: list[str]) -> None:
+    """``robot-rl import <source> ...`` (``rosbag``)."""
+    if not argv or argv[0] != "rosbag":
+        given = argv[0] if argv else "nothing"
+        raise RobotRLError(f"robot-rl import needs a source, got {given!r}; choose from ['rosbag']")
+    from robot_rl.robot.rosbag_import import RosbagImportConfig, run_import
+
+    icfg = tyro.cli(RosbagImportConfig, args=argv[1:], prog="robot-rl import rosbag")
+    run_import(icfg)
 
 
 def run_sim(cfg: SimNodeConfig) -> None:

@@ -13,6 +13,10 @@ from robot_rl.errors import RobotRLError
 
 RELIABLE = "reliable"
 SENSOR = "sensor"
+RECORD = "record"
+SENSOR_RECORD = "sensor_record"
+"""Reader profiles of a recorder: as ``reliable`` / ``sensor`` but keep every sample until it is
+taken, so nothing is lost while the recorder is busy committing an episode."""
 
 
 def _dds() -> Any:
@@ -47,7 +51,16 @@ def make_qos(profile: str) -> Any:
         )
     if profile == SENSOR:
         return core.Qos(P.Reliability.BestEffort, P.History.KeepLast(5), P.Durability.Volatile)
-    raise RobotRLError(f"unknown QoS profile {profile!r}; choose from ['reliable', 'sensor']")
+    if profile == RECORD:
+        return core.Qos(
+            P.Reliability.Reliable(max_blocking_time=util.duration(milliseconds=100)),
+            P.History.KeepAll,
+            P.Durability.Volatile,
+        )
+    if profile == SENSOR_RECORD:
+        return core.Qos(P.Reliability.BestEffort, P.History.KeepAll, P.Durability.Volatile)
+    profiles = [RELIABLE, SENSOR, RECORD, SENSOR_RECORD]
+    raise RobotRLError(f"unknown QoS profile {profile!r}; choose from {profiles}")
 
 
 class Node:
