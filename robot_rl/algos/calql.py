@@ -27,6 +27,7 @@ from robot_rl.algos.common import (
     OfflineTrainConfig,
     build_actor_critic,
     config_json,
+    default_log_dir,
     load_task_dataset,
     make_writer,
     seed_everything,
@@ -157,7 +158,7 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     temp_opt = adam([log_temp], lr=cfg.temperature_lr)
     cql_alpha_opt = adam([log_cql_alpha], lr=cfg.critic_lr)
     n, b = cfg.cql_n_actions, cfg.batch_size
-    writer = make_writer(cfg.log_dir, f"calql-{cfg.out.name}")
+    writer = make_writer(default_log_dir(cfg), f"calql-{cfg.out.name}")
     bar = trange(cfg.steps, desc="calql", disable=not progress, leave=False)
     for step in bar:
         batch = dataset.sample(b, generator, extras={"mc": mc})

@@ -27,6 +27,7 @@ from robot_rl.algos.common import (
     OfflineTrainConfig,
     build_actor_critic,
     config_json,
+    default_log_dir,
     load_task_dataset,
     make_writer,
     seed_everything,
@@ -146,7 +147,7 @@ def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     actor_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.steps)
     critic_opt = adam(critic.parameters(), lr=cfg.critic_lr)
     value_opt = adam(value.parameters(), lr=cfg.critic_lr)
-    writer = make_writer(cfg.log_dir, f"iql-{cfg.out.name}")
+    writer = make_writer(default_log_dir(cfg), f"iql-{cfg.out.name}")
     bar = trange(cfg.steps, desc="iql", disable=not progress, leave=False)
     for step in bar:
         batch = dataset.sample(cfg.batch_size, generator=generator)

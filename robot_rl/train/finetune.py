@@ -35,6 +35,7 @@ from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
 from robot_rl.evaluate import evaluate, policy_env
+from robot_rl.outputs import claim_output
 from robot_rl.perf import MatmulPrecision
 from robot_rl.policies import load_policy
 from robot_rl.policies.critic import (
@@ -215,9 +216,18 @@ def finetune(
 
     ``env`` collects (``cfg.num_envs`` wide) and ``eval_env`` evaluates; either one left out is
     built from the env spec the start policy records (``env_info``), through the env registry.
-    The loop closes only the envs it built.
+    The loop closes only the envs it built. ``out`` is locked against a second writer for the
+    whole run, and an old run there is removed (``--overwrite``) only once every input loaded.
     """
     cfg = resolve(cfg)
+    replaceable = cfg.overwrite or cfg.resume
+    with claim_output(cfg.out, "run", replaceable, [cfg.init, cfg.dataset]):
+        return _finetune(cfg, env, eval_env, progress)
+
+
+def _finetune(
+    cfg: FinetuneConfig, env: VecEnv | None, eval_env: VecEnv | None, progress: bool
+) -> dict[str, Any]:
     checkpoint = _prepare_out(cfg)
     generator = seed_everything(cfg.seed)
     learner = build_learner(cfg)
@@ -232,6 +242,8 @@ def finetune(
     check_vec_env(env)
     if env.num_envs != cfg.num_envs:
         raise ConfigError(f"env has {env.num_envs} envs but num_envs is {cfg.num_envs}")
+    if checkpoint is None and cfg.out.exists():
+        shutil.rmtree(cfg.out)  # --overwrite, now that the inputs loaded and the env fits
     buffer = ReplayBuffer.for_space(
         cfg.env_steps + cfg.num_envs,
         env.observation_space,
@@ -330,13 +342,11 @@ def _prepare_out(cfg: FinetuneConfig) -> Path | None:
         if cfg.out.exists():
             raise CheckpointError(f"{cfg.out} has no checkpoint/ to resume from")
         return None
-    if cfg.out.exists():
-        if not cfg.overwrite:
-            raise OutputExistsError(
-                f"{cfg.out} exists; pass --resume to continue it or --overwrite to replace it"
-            )
-        shutil.rmtree(cfg.out)
-    return None
+    if cfg.out.exists() and not cfg.overwrite:
+        raise OutputExistsError(
+            f"{cfg.out} exists; pass --resume to continue it or --overwrite to replace it"
+        )
+    return None  # an old run is removed only after the inputs load (see _finetune)
 
 
 def _save_checkpoint(
