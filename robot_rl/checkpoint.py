@@ -77,6 +77,7 @@ def save_policy_dir(
         (tmp / CONFIG_FILE).write_text(config_text)
         for file_name, group in files.items():
             save_file(_cpu_contiguous(group, path, file_name), tmp / file_name)
+            os.chmod(tmp / file_name, 0o666 & ~current_umask())  # safetensors writes 0600
         if path.exists():
             # A directory cannot be os.replace'd onto a non-empty one: move the old one
             # aside first and put it back if the swap fails.

@@ -79,18 +79,7 @@ def evaluate(
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     check_vec_env(env, step=False)
-    obs_dims = {
-        k: tuple(env.observation_space.spaces[k].shape)
-        for k in policy.obs_keys
-        if k in env.observation_space.spaces
-    }
-    missing = [k for k in policy.obs_keys if k not in env.observation_space.spaces]
-    if missing:
-        raise ConfigError(
-            f"policy reads observations {missing} that env {env_name(env)!r} does not provide"
-        )
-    action_dim = getattr(policy.config, "action_dim", env.action_dim)
-    check_spec_fits_env(obs_dims, action_dim, env, "policy")
+    check_policy_fits_env(policy, env)
     policy.eval()
 
     def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -111,6 +100,19 @@ def evaluate(
             progress=progress,
             desc=f"eval {env_name(env)}",
         )
+
+
+def check_policy_fits_env(policy: Policy, env: VecEnv) -> None:
+    """Raise ConfigError when the policy reads observations ``env`` lacks or acts in another
+    action size."""
+    missing = [k for k in policy.obs_keys if k not in env.observation_space.spaces]
+    if missing:
+        raise ConfigError(
+            f"policy reads observations {missing} that env {env_name(env)!r} does not provide"
+        )
+    obs_dims = {k: tuple(env.observation_space.spaces[k].shape) for k in policy.obs_keys}
+    action_dim = getattr(policy.config, "action_dim", env.action_dim)
+    check_spec_fits_env(obs_dims, action_dim, env, "policy")
 
 
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:

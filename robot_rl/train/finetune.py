@@ -34,7 +34,7 @@ from robot_rl.checkpoint import CONFIG_FILE, load_extra
 from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
-from robot_rl.evaluate import evaluate, policy_env
+from robot_rl.evaluate import check_policy_fits_env, evaluate, policy_env
 from robot_rl.outputs import claim_output
 from robot_rl.perf import MatmulPrecision
 from robot_rl.policies import load_policy
@@ -242,6 +242,7 @@ def _finetune(
     check_vec_env(env)
     if env.num_envs != cfg.num_envs:
         raise ConfigError(f"env has {env.num_envs} envs but num_envs is {cfg.num_envs}")
+    check_policy_fits_env(policy, env)
     if checkpoint is None and cfg.out.exists():
         shutil.rmtree(cfg.out)  # --overwrite, now that the inputs loaded and the env fits
     buffer = ReplayBuffer.for_space(
