@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,10 @@ def assert_clean_error(
 ) -> str:
     """The battery's assertion: a clean one-line error (see the module docstring)."""
     outcome, err = classify(args, roots, capsys)
+    log = os.environ.get("BATTERY_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{outcome}\t{' '.join(args)}\t{err.strip()}\n")
     OUTCOMES["cases"] += 1
     OUTCOMES[outcome.split(" (")[0]] += 1
     assert outcome == "clean error", f"{outcome}: {err.strip()[-2000:]}"
