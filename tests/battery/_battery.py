@@ -82,7 +82,8 @@ def assert_clean_error(
     log = os.environ.get("BATTERY_LOG")
     if log:
         with open(log, "a") as f:
-            f.write(f"{outcome}\t{' '.join(args)}\t{err.strip()}\n")
+            one_line = " ⏎ ".join(err.strip().splitlines())
+            f.write(f"{outcome}\t{' '.join(args)}\t{one_line}\n")
     OUTCOMES["cases"] += 1
     OUTCOMES[outcome.split(" (")[0]] += 1
     assert outcome == "clean error", f"{outcome}: {err.strip()[-2000:]}"
