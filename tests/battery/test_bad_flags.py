@@ -28,6 +28,7 @@ COMMON_TRAIN_FLAGS = [
     ["--seed", "1.5"],
     ["--no-such-flag", "1"],
     ["--out", f"{D}/policy"],  # under a file: cannot be written
+    ["--out", "/proc/robot-rl-battery"],  # a read-only file system (even for root)
     ["--out", D],  # the input dataset itself
     ["--out", D, "--overwrite"],
     ["--out", R, "--overwrite"],  # the directory holding the dataset
@@ -117,6 +118,7 @@ OTHER_CASES = {
             ["--env-kwargs", '{"bogus": 1}'],
             ["--env-kwargs", '{"controller": "telepathy"}'],
             ["--out", f"{D}/eval.json"],
+            ["--out", "/proc/robot-rl-battery.json"],
             ["--out", D, "--overwrite"],  # the dataset is not a JSON report
             ["--out", f"{R}/notes", "--overwrite"],
             ["--policy", D],
@@ -141,6 +143,7 @@ OTHER_CASES = {
             ["--out", R, "--overwrite"],  # a directory
             ["--out", f"{P}/config.json", "--overwrite"],  # not an HDF5 file
             ["--out", f"{D}/d.hdf5"],
+            ["--out", "/proc/robot-rl-battery.hdf5"],
         ],
     ),
     "record": (
@@ -160,6 +163,7 @@ OTHER_CASES = {
             ["--out", D],
             ["--out", R, "--overwrite"],
             ["--out", f"{P}/config.json", "--overwrite"],
+            ["--out", "/proc/robot-rl-battery.hdf5"],
         ],
     ),
     "finetune": (
@@ -178,6 +182,7 @@ OTHER_CASES = {
             ["--out", P, "--overwrite"],  # the start policy itself
             ["--out", f"{R}/notes", "--overwrite"],
             ["--out", f"{D}/run"],
+            ["--out", "/proc/robot-rl-battery"],
             ["--resume", "--out", P],
         ],
     ),
