@@ -34,7 +34,16 @@ OutputKind = Literal["policy", "run", "hdf5", "json"]
 
 # What a directory of each kind may hold; anything else means it is not ours to replace.
 _POLICY_FILES = {"config.json", "eval.json", "tb"}
-_RUN_FILES = {"policy", "checkpoint", "curve.json", "curve.png", "eval.json", "tb", "config.json"}
+_RUN_FILES = {
+    "policy",
+    "checkpoint",
+    "curve.json",
+    "curve.csv",
+    "curve.png",
+    "eval.json",
+    "tb",
+    "config.json",
+}
 _FILE_SUFFIXES = {"hdf5": (".hdf5", ".h5", ".hdf"), "json": (".json",)}
 
 

@@ -233,3 +233,20 @@ def test_ctrl_c_is_one_line_and_leaves_no_output(work: Fixtures) -> None:
     # A later run cleans the staged log of the interrupted one.
     assert main([*args[:-2], *BC]) == 0
     assert not [p for p in work.root.iterdir() if p.name.startswith(".")]
+
+
+def test_finetune_overwrite_replaces_a_run(
+    work: Fixtures, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The positive case for runs: a finished run is replaced by --overwrite, and a run
+    directory that gained a user's file is not."""
+    run = work.root / "run"
+    args = ["finetune", "--algo", "sac", "--task", "reach", "--out", str(run)]
+    args += ["--init", str(work.policy), *FT]
+    assert main(args) == 0, capsys.readouterr().err
+    assert {"policy", "checkpoint", "curve.json"} <= {p.name for p in run.iterdir()}
+    stamp = (run / "curve.json").stat().st_mtime_ns
+    assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+    assert (run / "curve.json").stat().st_mtime_ns != stamp
+    (run / "notes.txt").write_text("mine\n")
+    assert_clean_error([*args, "--overwrite"], [work.root], capsys, match="not a fine-tuning run")
