@@ -56,10 +56,18 @@ class UsageError(RobotRLError):
     """Command-line arguments tyro could not parse (unknown flag, bad value, missing field)."""
 
 
-_TYRO_NOISE = ("For full helptext", "Argument helptext:", "robot-rl ")
+_TYRO_END = ("For full helptext", "Argument helptext:")
+"""Where the useful part of a tyro error box ends."""
+_TYRO_TITLES = {
+    "Value error",
+    "Invalid choice",
+    "Required options",
+    "Unrecognized options",
+    "Missing argument",
+}
 
 
-def _parse(config: Any, argv: list[str], prog: str) -> Any:
+def _parse(config: Any, argv: list[str], prog: str, help_prog: str | None = None) -> Any:
     """``tyro.cli`` whose parse errors become one line (a :class:`UsageError`) instead of a box.
 
     Help (``--help``) is printed as tyro renders it. Errors raised while the config is built
@@ -77,16 +85,16 @@ def _parse(config: Any, argv: list[str], prog: str) -> Any:
         text = err.getvalue() + out.getvalue()
         lines = []
         for raw in text.splitlines():
-            line = raw.strip(" \t│╭╮╰╯─-")
-            if not line:
-                continue
-            if line.startswith(_TYRO_NOISE[:2]):
+            line = raw.strip(" \t│╭╮╰╯")
+            if not line.strip("─-"):
+                continue  # a rule
+            if line.startswith(_TYRO_END):
                 break
             lines.append(line)
-        if len(lines) > 1 and lines[1].startswith(lines[0]):
-            lines = lines[1:]  # the box title repeated as its first line
+        if len(lines) > 1 and lines[0] in _TYRO_TITLES:
+            lines = lines[1:]  # the box title; the next line says the same in full
         message = " ".join(" ".join(lines).split()) or f"invalid arguments (exit {e.code})"
-        raise UsageError(f"{prog}: {message} (see {prog} --help)") from None
+        raise UsageError(f"{prog}: {message} (see {help_prog or prog} --help)") from None
 
 
 def _progress() -> bool:
@@ -131,7 +139,8 @@ def cmd_train(argv: list[str]) -> None:
     configs = {name: config_cls for name, (config_cls, _) in trainers.items()}
     if not argv:
         raise UsageError(f"robot-rl train needs an algorithm: {', '.join(trainers)}")
-    cfg = _parse(_algorithm_union(configs), argv, "robot-rl train")
+    hint = f"robot-rl train {argv[0]}" if argv[0] in trainers else "robot-rl train"
+    cfg = _parse(_algorithm_union(configs), argv, "robot-rl train", hint)
     name = next(n for n, cls in configs.items() if type(cfg) is cls)
     start = time.perf_counter()
     trainers[name][1](cfg, progress=_progress())
