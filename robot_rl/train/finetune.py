@@ -35,7 +35,7 @@ from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
 from robot_rl.evaluate import check_policy_fits_env, evaluate, policy_env
-from robot_rl.outputs import claim_output
+from robot_rl.outputs import claim_output, clean_leftovers
 from robot_rl.perf import MatmulPrecision
 from robot_rl.policies import load_policy
 from robot_rl.policies.critic import (
@@ -337,6 +337,8 @@ def _finetune(
 def _prepare_out(cfg: FinetuneConfig) -> Path | None:
     """The checkpoint to resume from, after applying --overwrite / --resume to ``out``."""
     ckpt = cfg.out / "checkpoint"
+    for name in ("checkpoint", "policy", "curve.json", "curve.csv"):
+        clean_leftovers(cfg.out / name)  # a killed save's .tmp-/.old- copies (or put back)
     if cfg.resume:
         if ckpt.is_dir():
             return ckpt

@@ -250,3 +250,23 @@ def test_finetune_overwrite_replaces_a_run(
     assert (run / "curve.json").stat().st_mtime_ns != stamp
     (run / "notes.txt").write_text("mine\n")
     assert_clean_error([*args, "--overwrite"], [work.root], capsys, match="not a fine-tuning run")
+
+
+def test_resume_cleans_a_killed_checkpoint_save(
+    work: Fixtures, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Leftovers of a checkpoint save killed mid-way inside a run directory go on --resume;
+    a checkpoint moved aside but not replaced is put back and resumed from."""
+    run = work.root / "run"
+    args = ["finetune", "--algo", "sac", "--task", "reach", "--out", str(run)]
+    args += ["--init", str(work.policy), *FT]
+    assert main(args) == 0, capsys.readouterr().err
+    (run / ".checkpoint.tmp-k1ll3d").mkdir()
+    (run / ".checkpoint.tmp-k1ll3d" / "replay.safetensors").write_bytes(b"\0" * 4096)
+    (run / ".curve.json.x1.tmp").write_text("{")
+    aside = run / ".checkpoint.old-k1ll3d"
+    aside.mkdir()
+    os.replace(run / "checkpoint", aside / "checkpoint")
+    assert main([*args, "--resume", "--env-steps", "8"]) == 0, capsys.readouterr().err
+    assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
+    assert (run / "checkpoint" / "config.json").is_file()
