@@ -91,6 +91,8 @@ def check_replaceable(
     if kind in ("policy", "run"):
         if not path.is_dir() or path.is_symlink():
             raise OutputError(f"{path} is not a directory; --overwrite replaces only a {kind} dir")
+        if not any(path.iterdir()):
+            return  # an empty directory holds nothing to lose
         ok = _is_policy_dir(path) if kind == "policy" else _is_run_dir(path)
         if not ok:
             what = "a policy directory" if kind == "policy" else "a fine-tuning run directory"
