@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 INTERRUPTED = {
-    "finetune": "the last periodic checkpoint in <out>/checkpoint is kept (continue with --resume)",
+    "finetune": "the checkpoint in <out>/checkpoint is current (continue with --resume)",
     "train": "the output was not written (an existing one is left as it was)",
     "demos": "the output was not written (an existing one is left as it was)",
     "record": "the output was not written (an existing one is left as it was)",

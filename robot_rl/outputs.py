@@ -23,7 +23,9 @@ import contextlib
 import fcntl
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -240,7 +242,41 @@ def claim_output(
         yield
 
 
+class DeferredInterrupt:
+    """Ctrl+C, deferred to a point where a loop can save: the first SIGINT sets ``requested``
+    (the loop saves and raises KeyboardInterrupt itself), a second one interrupts at once.
+
+    Outside the main thread (where no signal handler can be installed) it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: object = None
+
+    def __enter__(self) -> DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self, save: object = None) -> None:
+        """If Ctrl+C came: call ``save()`` (when given), then raise KeyboardInterrupt."""
+        if self.requested:
+            if callable(save):
+                save()
+            raise KeyboardInterrupt
+
+
 __all__ = [
+    "DeferredInterrupt",
     "OutputKind",
     "check_replaceable",
     "claim_output",

@@ -35,7 +35,7 @@ from robot_rl.data import Normalizer, OfflineDataset
 from robot_rl.data.replay import MixedSampler, ReplayBuffer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
 from robot_rl.evaluate import check_policy_fits_env, evaluate, policy_env
-from robot_rl.outputs import claim_output, clean_leftovers
+from robot_rl.outputs import DeferredInterrupt, claim_output, clean_leftovers
 from robot_rl.perf import MatmulPrecision
 from robot_rl.policies import load_policy
 from robot_rl.policies.critic import (
@@ -221,12 +221,19 @@ def finetune(
     """
     cfg = resolve(cfg)
     replaceable = cfg.overwrite or cfg.resume
-    with claim_output(cfg.out, "run", replaceable, [cfg.init, cfg.dataset]):
-        return _finetune(cfg, env, eval_env, progress)
+    with (
+        claim_output(cfg.out, "run", replaceable, [cfg.init, cfg.dataset]),
+        DeferredInterrupt() as interrupt,  # Ctrl+C saves a checkpoint at the next step
+    ):
+        return _finetune(cfg, env, eval_env, progress, interrupt)
 
 
 def _finetune(
-    cfg: FinetuneConfig, env: VecEnv | None, eval_env: VecEnv | None, progress: bool
+    cfg: FinetuneConfig,
+    env: VecEnv | None,
+    eval_env: VecEnv | None,
+    progress: bool,
+    interrupt: DeferredInterrupt,
 ) -> dict[str, Any]:
     checkpoint = _prepare_out(cfg)
     generator = seed_everything(cfg.seed)
@@ -305,6 +312,7 @@ def _finetune(
 
         metrics: dict[str, torch.Tensor] = {}
         while collector.env_steps < cfg.env_steps:
+            interrupt.check(save_checkpoint)  # Ctrl+C: checkpoint, then stop
             before = collector.env_steps
             random_phase = cfg.warmup_steps <= before < learn_start
             collector.collect(explore if random_phase else act)

@@ -270,3 +270,19 @@ def test_resume_cleans_a_killed_checkpoint_save(
     assert main([*args, "--resume", "--env-steps", "8"]) == 0, capsys.readouterr().err
     assert not [p.name for p in run.iterdir() if p.name.startswith(".")]
     assert (run / "checkpoint" / "config.json").is_file()
+
+
+def test_ctrl_c_during_finetune_saves_a_checkpoint(work: Fixtures) -> None:
+    """Ctrl+C while fine-tuning: a checkpoint of the step reached, one line, status 130, and
+    --resume continues from it."""
+    run = work.root / "run"
+    args = ["finetune", "--algo", "sac", "--task", "reach", "--out", str(run)]
+    args += ["--init", str(work.policy), *FT, "--env-steps", "1000000", "--checkpoint-every"]
+    args += ["1000000", "--eval-every", "1000000"]
+    proc = _interrupt(args, "run/curve.json", work.root)
+    assert proc.returncode == 130, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in proc.stderr
+    saved = json.loads((run / "checkpoint" / "config.json").read_text())
+    assert saved["finetune"]["env_steps"] > 0
+    assert not [p for p in work.root.iterdir() if p.name.startswith(".")]
