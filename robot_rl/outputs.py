@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import signal
@@ -65,6 +66,17 @@ def _is_run_dir(path: Path) -> bool:
     )
 
 
+def _is_report(path: Path) -> bool:
+    """A JSON results file written by ``eval`` or ``quickstart`` (keys ``eval/...``)."""
+    try:
+        if path.stat().st_size > 1 << 20:
+            return False
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and any(str(k).startswith("eval/") for k in data)
+
+
 def _inside(inner: Path, outer: Path) -> bool:
     try:
         inner.resolve().relative_to(outer.resolve())
@@ -107,6 +119,11 @@ def check_replaceable(
         if not path.name.lower().endswith(_FILE_SUFFIXES[kind]):
             raise OutputError(
                 f"{path} is not a {kind} file (suffix {path.suffix or 'none'}); "
+                "--overwrite will not replace it"
+            )
+        if kind == "json" and not _is_report(path):
+            raise OutputError(
+                f"{path} is not an evaluation report (no eval/ results); "
                 "--overwrite will not replace it"
             )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -119,6 +120,8 @@ OTHER_CASES = {
             ["--env-kwargs", '{"controller": "telepathy"}'],
             ["--out", f"{D}/eval.json"],
             ["--out", "/proc/robot-rl-battery.json"],
+            ["--out", f"{R}/other/config.json", "--overwrite"],  # another policy's config
+            ["--out", f"{R}/notes.json", "--overwrite"],  # the user's own JSON
             ["--out", D, "--overwrite"],  # the dataset is not a JSON report
             ["--out", f"{R}/notes", "--overwrite"],
             ["--policy", D],
@@ -227,6 +230,8 @@ def notes(work: Fixtures) -> Path:
     d = work.root / "notes"
     d.mkdir()
     (d / "todo.txt").write_text("keep me\n")
+    (work.root / "notes.json").write_text('{"mine": true}\n')
+    shutil.copytree(work.policy, work.root / "other")
     return d
 
 
