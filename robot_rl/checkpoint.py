@@ -63,12 +63,21 @@ def save_policy_dir(
             raise CheckpointError(f"{path}: invalid extra file name {name!r}")
         files[f"{stem}.safetensors"] = extra
 
+    bad = [k for k, v in tensors.items() if isinstance(v, Tensor) and not _all_finite(v)]
+    if bad:
+        raise CheckpointError(
+            f"{path}: refusing to save a policy with NaN or inf in {bad[0]!r} "
+            f"({len(bad)} tensors); training diverged or its data overflowed"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
     try:
+        # mkdtemp makes the directory 0700; the saved policy follows the user's umask.
+        os.chmod(tmp, 0o777 & ~current_umask())
         (tmp / CONFIG_FILE).write_text(config_text)
         for file_name, group in files.items():
             save_file(_cpu_contiguous(group, path, file_name), tmp / file_name)
+            os.chmod(tmp / file_name, 0o666 & ~current_umask())  # safetensors writes 0600
         if path.exists():
             # A directory cannot be os.replace'd onto a non-empty one: move the old one
             # aside first and put it back if the swap fails.
@@ -98,7 +107,11 @@ def load_policy_dir(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     model_path = path / MODEL_FILE
     if not model_path.is_file():
         raise CheckpointError(f"{path}: no {MODEL_FILE}")
-    return config, _load_safetensors(model_path)
+    tensors = _load_safetensors(model_path)
+    bad = [k for k, v in tensors.items() if not _all_finite(v)]
+    if bad:
+        raise CheckpointError(f"{model_path}: {bad[0]!r} holds NaN or inf (corrupt policy)")
+    return config, tensors
 
 
 def load_extra(path: str | os.PathLike[str], name: str) -> dict[str, Tensor]:
@@ -134,6 +147,17 @@ def read_config(policy_dir: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise CheckpointError(f"{path}: expected a JSON object, got {type(config).__name__}")
     return config
+
+
+def current_umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _all_finite(value: Tensor) -> bool:
+    return not value.is_floating_point() or bool(torch.isfinite(value).all())
 
 
 def _existing_dir(path: str | os.PathLike[str]) -> Path:

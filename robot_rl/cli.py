@@ -7,6 +7,8 @@ with status 2.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import time
 from collections.abc import Callable
@@ -50,6 +52,56 @@ def _trainers() -> dict[str, tuple[type, Callable[..., Any]]]:
     return trainers
 
 
+class UsageError(RobotRLError):
+    """Command-line arguments tyro could not parse (unknown flag, bad value, missing field)."""
+
+
+_TYRO_END = ("For full helptext", "Argument helptext:")
+"""Where the useful part of a tyro error box ends."""
+_TYRO_TITLES = {
+    "Value error",
+    "Invalid choice",
+    "Required options",
+    "Unrecognized options",
+    "Missing argument",
+}
+
+
+def _parse(config: Any, argv: list[str], prog: str, help_prog: str | None = None) -> Any:
+    """``tyro.cli`` whose parse errors become one line (a :class:`UsageError`) instead of a box.
+
+    Help (``--help``) is printed as tyro renders it. Errors raised while the config is built
+    (``__post_init__`` range checks) pass through unchanged.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            return tyro.cli(config, args=argv, prog=prog)
+    except SystemExit as e:
+        if not e.code:
+            sys.stdout.write(out.getvalue())
+            sys.stderr.write(err.getvalue())
+            raise
+        text = err.getvalue() + out.getvalue()
+        lines = []
+        for raw in text.splitlines():
+            line = raw.strip(" \t│╭╮╰╯")
+            if not line.strip("─-"):
+                continue  # a rule
+            if line.startswith(_TYRO_END):
+                break
+            lines.append(line)
+        if len(lines) > 1 and lines[0] in _TYRO_TITLES:
+            lines = lines[1:]  # the box title; the next line says the same in full
+        message = " ".join(" ".join(lines).split()) or f"invalid arguments (exit {e.code})"
+        raise UsageError(f"{prog}: {message} (see {help_prog or prog} --help)") from None
+
+
+def _progress() -> bool:
+    """Progress bars only on a terminal: a redirected log gets no carriage-return floods."""
+    return sys.stderr.isatty()
+
+
 def _results_table(title: str, rows: dict[str, Any]) -> Table:
     table = Table(title=title)
     table.add_column("metric")
@@ -62,9 +114,9 @@ def _results_table(title: str, rows: dict[str, Any]) -> Table:
 def cmd_demos(argv: list[str]) -> None:
     from robot_rl.demos import DemosConfig, generate_demos
 
-    cfg = tyro.cli(DemosConfig, args=argv, prog="robot-rl demos")
+    cfg = _parse(DemosConfig, argv, "robot-rl demos")
     start = time.perf_counter()
-    report = generate_demos(cfg)
+    report = generate_demos(cfg, progress=_progress())
     rows: dict[str, Any] = {
         "episodes written": report.episodes,
         "demonstrator success rate": report.success_rate,
@@ -78,29 +130,43 @@ def cmd_demos(argv: list[str]) -> None:
 
 def cmd_train(argv: list[str]) -> None:
     trainers = _trainers()
-    if argv and argv[0] in ("-h", "--help"):
-        console.print("usage: robot-rl train <algorithm> [--help]\n\nalgorithms:", highlight=False)
-        for name, (config_cls, _) in trainers.items():
-            doc = (config_cls.__doc__ or "").strip().splitlines()[0]
-            console.print(f"  {name:<10} {doc}", highlight=False, soft_wrap=True)
-        return
-    if not argv or argv[0] not in trainers:
-        given = argv[0] if argv else "nothing"
-        raise RobotRLError(
-            f"robot-rl train needs an algorithm, got {given!r}; choose from {sorted(trainers)}"
+    if argv and not argv[0].startswith("-") and argv[0] not in trainers:
+        raise UsageError(
+            f"robot-rl train: unknown algorithm {argv[0]!r}; choose from {', '.join(trainers)}"
         )
-    config_cls, train = trainers[argv[0]]
-    cfg = tyro.cli(config_cls, args=argv[1:], prog=f"robot-rl train {argv[0]}")
+    # tyro's subcommands: `train --help` lists the algorithms with their descriptions,
+    # `train bc --help` the fields of BCConfig.
+    configs = {name: config_cls for name, (config_cls, _) in trainers.items()}
+    if not argv:
+        raise UsageError(f"robot-rl train needs an algorithm: {', '.join(trainers)}")
+    hint = f"robot-rl train {argv[0]}" if argv[0] in trainers else "robot-rl train"
+    cfg = _parse(_algorithm_union(configs), argv, "robot-rl train", hint)
+    name = next(n for n, cls in configs.items() if type(cfg) is cls)
     start = time.perf_counter()
-    train(cfg)
+    trainers[name][1](cfg, progress=_progress())
     console.print(f"[green]saved[/green] {cfg.out}  ({time.perf_counter() - start:.1f} s)")
+
+
+def _algorithm_union(configs: dict[str, type]) -> Any:
+    """``Annotated[BCConfig, subcommand("bc")] | ...``: tyro's subcommand per algorithm."""
+    from typing import Annotated, Union
+
+    members = tuple(
+        Annotated[cls, tyro.conf.subcommand(name, description=_first_line(cls.__doc__))]
+        for name, cls in configs.items()
+    )
+    return Union[members]  # noqa: UP007 (a runtime-built union)
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
 
 
 def cmd_eval(argv: list[str]) -> None:
     from robot_rl.evaluate import EvalConfig, run_eval
 
-    cfg = tyro.cli(EvalConfig, args=argv, prog="robot-rl eval")
-    report = run_eval(cfg)
+    cfg = _parse(EvalConfig, argv, "robot-rl eval")
+    report = run_eval(cfg, progress=_progress())
     console.print(_results_table(f"eval {report['task']}: {cfg.policy}", report))
 
 
@@ -125,6 +191,12 @@ class QuickstartConfig:
     overwrite: bool = False
     """Replace the outputs of an earlier quickstart in ``workdir``."""
 
+    def __post_init__(self) -> None:
+        for name in ("demos", "bc_steps", "eval_episodes", "num_envs"):
+            if getattr(self, name) < 1:
+                flag = "--" + name.replace("_", "-")
+                raise RobotRLError(f"{flag} must be >= 1, got {getattr(self, name)}")
+
 
 def cmd_quickstart(argv: list[str]) -> None:
     from robot_rl.algos.bc import BCConfig, train_bc
@@ -132,12 +204,16 @@ def cmd_quickstart(argv: list[str]) -> None:
     from robot_rl.demos import DemosConfig, generate_demos
     from robot_rl.evaluate import evaluate, policy_env, write_json
 
-    cfg = tyro.cli(QuickstartConfig, args=argv, prog="robot-rl quickstart")
+    cfg = _parse(QuickstartConfig, argv, "robot-rl quickstart")
     data = cfg.workdir / f"{cfg.task}_expert.hdf5"
     policy_dir = cfg.workdir / f"bc_{cfg.task}"
     report_path = cfg.workdir / "report.json"
-    for path in (data, policy_dir, report_path):
+    from robot_rl.outputs import check_replaceable, probe_writable
+
+    for path, kind in ((data, "hdf5"), (policy_dir, "policy"), (report_path, "json")):
         check_output(path, cfg.overwrite)
+        check_replaceable(path, kind, cfg.overwrite)  # type: ignore[arg-type]
+        probe_writable(path)
     times: dict[str, float] = {}
     start = time.perf_counter()
 
@@ -150,7 +226,8 @@ def cmd_quickstart(argv: list[str]) -> None:
             num_envs=cfg.num_envs,
             seed=cfg.seed,
             overwrite=cfg.overwrite,
-        )
+        ),
+        progress=_progress(),
     )
     times["demos"] = time.perf_counter() - start
     console.print(f"{demos.episodes} episodes, expert success {demos.success_rate:.2f}")
@@ -165,7 +242,8 @@ def cmd_quickstart(argv: list[str]) -> None:
             seed=cfg.seed,
             log_dir=cfg.workdir / "tb" / "bc",
             overwrite=cfg.overwrite,
-        )
+        ),
+        progress=_progress(),
     )
     times["bc"] = time.perf_counter() - t0
 
@@ -173,7 +251,7 @@ def cmd_quickstart(argv: list[str]) -> None:
     t0 = time.perf_counter()
     env = policy_env(policy, min(cfg.num_envs, cfg.eval_episodes), seed=1000)
     try:
-        result = evaluate(policy, env, cfg.eval_episodes, seed=1000, progress=True)
+        result = evaluate(policy, env, cfg.eval_episodes, seed=1000, progress=_progress())
     finally:
         env.close()
     times["eval"] = time.perf_counter() - t0
@@ -190,19 +268,21 @@ def cmd_quickstart(argv: list[str]) -> None:
 
 
 def cmd_finetune(argv: list[str]) -> None:
+    from robot_rl.algos.common import check_device
     from robot_rl.train.finetune import FinetuneConfig, run_finetune
 
-    cfg = tyro.cli(FinetuneConfig, args=argv, prog="robot-rl finetune")
-    summary = run_finetune(cfg)
+    cfg = _parse(FinetuneConfig, argv, "robot-rl finetune")
+    check_device(cfg.device)
+    summary = run_finetune(cfg, progress=_progress())
     console.print(_results_table(f"finetune {cfg.algo} {cfg.task} → {cfg.out}", summary))
 
 
 def cmd_record(argv: list[str]) -> None:
     from robot_rl.record import RecordConfig, run_record
 
-    cfg = tyro.cli(RecordConfig, args=argv, prog="robot-rl record")
+    cfg = _parse(RecordConfig, argv, "robot-rl record")
     start = time.perf_counter()
-    report = run_record(cfg)
+    report = run_record(cfg, progress=_progress())
     rows: dict[str, Any] = {
         "episodes written": report.episodes,
         "success rate": report.success_rate,
@@ -272,11 +352,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         threads = _pop_threads(argv)
     except RobotRLError as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
         return 2
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        if argv and argv[0] not in ("-h", "--help"):
-            console.print(f"[red]error:[/red] unknown command {argv[0]!r}")
+    if argv and argv[0] not in COMMANDS and argv[0] not in ("-h", "--help"):
+        _error(f"unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)} (robot-rl --help)")
+        return 2
+    if not argv or argv[0] in ("-h", "--help"):
         console.print(_usage(), highlight=False, soft_wrap=True)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     tune_allocator()
@@ -284,9 +365,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         COMMANDS[argv[0]](argv[1:])
     except (RobotRLError, SimError) as e:
-        console.print(f"[red]error:[/red] {e}", highlight=False, soft_wrap=True)
+        _error(str(e))
+        return 2
+    except SystemExit as e:  # --help of a verb (parse errors became UsageError)
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:
+        _error(f"robot-rl {argv[0]}: interrupted; " + INTERRUPTED.get(argv[0], "nothing was saved"))
+        return 130
+    except OSError as e:
+        # A filesystem failure the checks could not foresee (disk full, permissions changed
+        # mid-run): one line naming the file, not a traceback.
+        where = f": {e.filename}" if e.filename else ""
+        _error(f"robot-rl {argv[0]}: {e.strerror or e}{where}")
         return 2
     return 0
+
+
+INTERRUPTED = {
+    "finetune": "the checkpoint in <out>/checkpoint is current (continue with --resume)",
+    "train": "the output was not written (an existing one is left as it was)",
+    "demos": "the output was not written (an existing one is left as it was)",
+    "record": "the output was not written (an existing one is left as it was)",
+}
+"""What an interrupted verb leaves behind: saves are atomic, so never a half-written output."""
+
+
+def _error(message: str) -> None:
+    """One line on stderr: ``error: <message>`` (newlines in messages folded)."""
+    from rich.markup import escape
+
+    text = escape(" ".join(str(message).split()))
+    console.print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ from typing import Literal
 
 import torch
 
-import sim
+from robot_rl.algos.common import check_fields
 from robot_rl.checkpoint import check_output
 from robot_rl.data import write_robomimic
+from robot_rl.envs import make_env_checked, parse_env_kwargs
 from robot_rl.errors import ConfigError
+from robot_rl.outputs import claim_output
 from robot_rl.rollout import run_episodes
 from sim.expert_registry import make_expert
 from sim.vec_env import env_kwargs_of
@@ -49,10 +51,19 @@ class DemosConfig:
     """Built-in tasks: action space ee_delta (the task default) or joint_delta."""
     reward_type: str | None = None
     """Reward stored in the file: sparse (1 on success, the default) or dense (shaped)."""
+    env_kwargs: str = "{}"
+    """JSON object of env options (e.g. '{"horizon": 80}'); --controller and --reward-type
+    are shorthands for two of them."""
     seed: int = 0
     """Seed for resets, noise and demonstrator draws."""
     overwrite: bool = False
-    """Replace ``out`` if it exists."""
+    """Replace ``out`` if it is an HDF5 file."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if not 0.0 <= self.expert_fraction <= 1.0:
+            raise ConfigError(f"--expert-fraction must be in [0, 1], got {self.expert_fraction}")
+        parse_env_kwargs(self.env_kwargs)
 
 
 @dataclass
@@ -68,17 +79,19 @@ class DemosReport:
 def generate_demos(cfg: DemosConfig, progress: bool = True) -> DemosReport:
     """Run the scripted demonstrator and write ``cfg.out``."""
     check_output(cfg.out, cfg.overwrite)
-    if cfg.episodes < 1:
-        raise ConfigError(f"--episodes must be >= 1, got {cfg.episodes}")
-    if not 0.0 <= cfg.expert_fraction <= 1.0:
-        raise ConfigError(f"--expert-fraction must be in [0, 1], got {cfg.expert_fraction}")
+    with claim_output(cfg.out, "hdf5", cfg.overwrite):
+        return _generate(cfg, progress)
+
+
+def _generate(cfg: DemosConfig, progress: bool) -> DemosReport:
     # Only options that were set go to the env, so envs without them still work.
     options = {"controller": cfg.controller, "reward_type": cfg.reward_type}
-    env = sim.make_env(
+    options = {k: v for k, v in options.items() if v is not None}
+    env = make_env_checked(
         cfg.task,
-        num_envs=min(cfg.num_envs, cfg.episodes),
-        seed=cfg.seed,
-        **{k: v for k, v in options.items() if v is not None},
+        min(cfg.num_envs, cfg.episodes),
+        cfg.seed,
+        **{**parse_env_kwargs(cfg.env_kwargs), **options},
     )
     expert = make_expert(env, noise_std=cfg.noise_std, seed=cfg.seed)
     per_episode = hasattr(expert, "set_episode_params")

@@ -21,3 +21,7 @@ class ConfigError(RobotRLError):
 
 class OutputExistsError(RobotRLError):
     """An output path exists and --overwrite was not given."""
+
+
+class OutputError(RobotRLError):
+    """An output path cannot be written, is locked by another writer, or is not ours to replace."""

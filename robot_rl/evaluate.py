@@ -11,9 +11,11 @@ from typing import Any
 
 import torch
 
-import sim
-from robot_rl.checkpoint import check_output
+from robot_rl.algos.common import check_device, check_fields
+from robot_rl.checkpoint import check_output, current_umask
+from robot_rl.envs import make_env_checked, parse_env_kwargs
 from robot_rl.errors import ConfigError
+from robot_rl.outputs import claim_output
 from robot_rl.policies import Policy, load_policy
 from robot_rl.rollout import RolloutResult, run_episodes
 from sim.vec_env import VecEnv, check_vec_env, env_name
@@ -37,17 +39,32 @@ class EvalConfig:
     """JSON results file (default ``<policy>/eval.json``)."""
     device: str = "cpu"
     """Device for the policy."""
+    env_kwargs: str = "{}"
+    """JSON object of env options, over those the policy recorded (e.g. '{"horizon": 80}')."""
     overwrite: bool = False
     """Replace an existing results file."""
 
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        check_fields(self)
+        parse_env_kwargs(self.env_kwargs)
 
-def policy_env(policy: Policy, num_envs: int, seed: int | None = None) -> VecEnv:
-    """Build the env a policy recorded (``env_info``) through the env registry."""
+
+def policy_env(
+    policy: Policy,
+    num_envs: int,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+) -> VecEnv:
+    """Build the env a policy recorded (``env_info``) through the env registry; ``env_kwargs``
+    override the recorded options."""
     name = policy.env_info.get("env_name")
-    if not name:
+    if not name or not isinstance(name, str):
         raise ConfigError("the policy records no env (env_info.env_name); pass an env spec")
-    env_kwargs = dict(policy.env_info.get("env_kwargs", {}))
-    return sim.make_env(name, num_envs=num_envs, seed=seed, **env_kwargs)
+    recorded = policy.env_info.get("env_kwargs") or {}
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"the policy's env_info.env_kwargs is not an object: {recorded!r}")
+    return make_env_checked(name, num_envs, seed, **{**recorded, **(env_kwargs or {})})
 
 
 def evaluate(
@@ -62,18 +79,7 @@ def evaluate(
     if episodes < 1:
         raise ConfigError(f"episodes must be >= 1, got {episodes}")
     check_vec_env(env, step=False)
-    obs_dims = {
-        k: tuple(env.observation_space.spaces[k].shape)
-        for k in policy.obs_keys
-        if k in env.observation_space.spaces
-    }
-    missing = [k for k in policy.obs_keys if k not in env.observation_space.spaces]
-    if missing:
-        raise ConfigError(
-            f"policy reads observations {missing} that env {env_name(env)!r} does not provide"
-        )
-    action_dim = getattr(policy.config, "action_dim", env.action_dim)
-    check_spec_fits_env(obs_dims, action_dim, env, "policy")
+    check_policy_fits_env(policy, env)
     policy.eval()
 
     def act(obs: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -96,24 +102,39 @@ def evaluate(
         )
 
 
+def check_policy_fits_env(policy: Policy, env: VecEnv) -> None:
+    """Raise ConfigError when the policy reads observations ``env`` lacks or acts in another
+    action size."""
+    missing = [k for k in policy.obs_keys if k not in env.observation_space.spaces]
+    if missing:
+        raise ConfigError(
+            f"policy reads observations {missing} that env {env_name(env)!r} does not provide"
+        )
+    obs_dims = {k: tuple(env.observation_space.spaces[k].shape) for k in policy.obs_keys}
+    action_dim = getattr(policy.config, "action_dim", env.action_dim)
+    check_spec_fits_env(obs_dims, action_dim, env, "policy")
+
+
 def run_eval(cfg: EvalConfig, progress: bool = True) -> dict[str, Any]:
     """CLI entry: evaluate and write the JSON report; returns the report."""
     out = cfg.out or cfg.policy / "eval.json"
     check_output(out, cfg.overwrite)
     policy = load_policy(cfg.policy, device=cfg.device)
-    env = policy_env(policy, min(cfg.num_envs, cfg.episodes), cfg.seed)
-    try:
-        result = evaluate(policy, env, cfg.episodes, cfg.seed, cfg.deterministic, progress)
-    finally:
-        env.close()
-    report = {
-        "policy": str(cfg.policy),
-        "task": policy.env_info.get("env_name"),
-        "seed": cfg.seed,
-        "deterministic": cfg.deterministic,
-        **result.summary(),
-    }
-    write_json(out, report)
+    with claim_output(out, "json", cfg.overwrite, [cfg.policy / "config.json"]):
+        kwargs = parse_env_kwargs(cfg.env_kwargs)
+        env = policy_env(policy, min(cfg.num_envs, cfg.episodes), cfg.seed, kwargs)
+        try:
+            result = evaluate(policy, env, cfg.episodes, cfg.seed, cfg.deterministic, progress)
+        finally:
+            env.close()
+        report = {
+            "policy": str(cfg.policy),
+            "task": policy.env_info.get("env_name"),
+            "seed": cfg.seed,
+            "deterministic": cfg.deterministic,
+            **result.summary(),
+        }
+        write_json(out, report)
     return report
 
 
@@ -121,10 +142,15 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically (temp file in the same directory, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 -> the user's umask
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def check_spec_fits_env(

@@ -8,7 +8,6 @@ acts with a policy directory (``policy``) or the env's registered scripted exper
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,8 +15,11 @@ from typing import Any
 
 import torch
 
+from robot_rl.algos.common import check_device, check_fields
 from robot_rl.data import write_robomimic
+from robot_rl.envs import make_env_checked, parse_env_kwargs
 from robot_rl.errors import ConfigError, OutputExistsError
+from robot_rl.outputs import claim_output
 from robot_rl.rollout import ActFn, run_episodes
 from sim.errors import SimError
 from sim.registry import resolve_env
@@ -54,7 +56,12 @@ class RecordConfig:
     device: str = "cpu"
     """Device of the env and policy."""
     overwrite: bool = False
-    """Replace ``out`` if it exists."""
+    """Replace ``out`` if it is an HDF5 file."""
+
+    def __post_init__(self) -> None:
+        check_device(self.device)
+        check_fields(self)
+        parse_env_kwargs(self.env_kwargs)
 
 
 @dataclass
@@ -192,31 +199,25 @@ def rebuild_spec(
     return env_spec, dict(env_kwargs or {})
 
 
-def parse_env_kwargs(text: str) -> dict[str, Any]:
-    """A JSON object given on the command line, or a ConfigError."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--env-kwargs is not JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise ConfigError(f"--env-kwargs must be a JSON object, got {text!r}")
-    return value
-
-
 def run_record(cfg: RecordConfig, progress: bool = True) -> RecordReport:
     """CLI entry: build the env from its spec, pick the actor, record, write ``cfg.out``."""
-    import sim
-    from sim.expert_registry import make_expert
-
     if cfg.out.exists() and not cfg.overwrite:
         raise OutputExistsError(f"{cfg.out} exists; pass --overwrite to replace it")
-    if cfg.episodes < 1 or cfg.num_envs < 1:
-        raise ConfigError(f"episodes and num_envs must be >= 1, got {cfg.episodes}, {cfg.num_envs}")
+    with claim_output(cfg.out, "hdf5", cfg.overwrite, [cfg.policy]):
+        return _record(cfg, progress)
+
+
+def _record(cfg: RecordConfig, progress: bool) -> RecordReport:
+    from sim.expert_registry import make_expert
+
     kwargs = parse_env_kwargs(cfg.env_kwargs)
-    env = sim.make_env(
-        cfg.env, num_envs=min(cfg.num_envs, cfg.episodes), seed=cfg.seed, device=cfg.device,
-        **kwargs,
-    )  # fmt: skip
+    if cfg.policy is not None:
+        from robot_rl.checkpoint import read_config
+
+        read_config(cfg.policy)  # a missing or broken policy fails before the env is built
+    env = make_env_checked(
+        cfg.env, min(cfg.num_envs, cfg.episodes), cfg.seed, device=cfg.device, **kwargs
+    )
     check_vec_env(env)
     reset: Callable[[torch.Tensor], None] | None = None
     if cfg.policy is not None:

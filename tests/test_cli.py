@@ -226,6 +226,24 @@ def test_help_lists_verbs_and_algorithms(capsys: pytest.CaptureFixture[str]) -> 
         assert any(line.strip().startswith(verb + " ") for line in out.splitlines()), verb
     code, out = _run(["train", "--help"], capsys)
     assert code == 0 and "diffusion" in out and "Cal-QL" in out
+    code, out = _run(["train", "bc", "--help"], capsys)
+    assert code == 0 and "--hidden-dims" in out and "--steps" in out and "--overwrite" in out
+    code, out = _run(["eval", "--help"], capsys)
+    assert code == 0 and "--env-kwargs" in out
+
+
+def test_parse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """tyro's error boxes become one line that names the flag and where help is."""
+    for args, words in [
+        (["train", "bc", "--dataset", "d", "--out", "o", "--steps", "abc"], ["--steps", "abc"]),
+        (["train", "bc", "--dataset", "d"], ["--out"]),
+        (["train", "iql", "--dataset", "d", "--out", "o", "--bogus"], ["--bogus"]),
+        (["eval", "--policy", "p", "--device"], ["--device"]),
+    ]:
+        code, out = _run(args, capsys)
+        lines = out.strip().splitlines()
+        assert code == 2 and len(lines) == 1, out
+        assert all(w in lines[0] for w in words) and "--help" in lines[0], lines[0]
 
 
 def test_threads_flag(

@@ -10,6 +10,7 @@ from tqdm import trange
 from robot_rl.algos.common import (
     OfflineTrainConfig,
     config_json,
+    default_log_dir,
     load_task_dataset,
     make_writer,
     seed_everything,
@@ -56,7 +57,7 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
     policy = GaussianPolicy(policy_cfg, normalizer, env_info).to(cfg.device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
-    writer = make_writer(cfg.log_dir, f"bc-{cfg.out.name}")
+    writer = make_writer(default_log_dir(cfg), f"bc-{cfg.out.name}")
     bar = trange(cfg.steps, desc="bc", disable=not progress, leave=False)
     for step in bar:
         batch = dataset.sample(cfg.batch_size, generator=generator, device=cfg.device)

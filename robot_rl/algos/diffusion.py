@@ -18,6 +18,7 @@ from tqdm import trange
 from robot_rl.algos.common import (
     OfflineTrainConfig,
     config_json,
+    default_log_dir,
     load_task_dataset,
     make_writer,
     seed_everything,
@@ -141,7 +142,7 @@ def train_diffusion(cfg: DiffusionConfig, progress: bool = True) -> DiffusionPol
     policy = policy.to(cfg.device).train()
     optimizer = optim.AdamW(policy.denoiser.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
-    writer = make_writer(cfg.log_dir, f"diffusion-{cfg.out.name}")
+    writer = make_writer(default_log_dir(cfg), f"diffusion-{cfg.out.name}")
     bar = trange(cfg.steps, desc="diffusion", disable=not progress, leave=False)
     for step in bar:
         batch = dataset.sample_sequences(

@@ -92,6 +92,10 @@ def write_robomimic(
             # robomimic's create_hdf5_filter_key stores names as fixed-length byte strings.
             f["mask/train"] = np.array([n for i, n in enumerate(names) if i not in valid], "S")
             f["mask/valid"] = np.array([n for i, n in enumerate(names) if i in valid], "S")
+        # mkstemp makes the file 0600; the dataset follows the user's umask.
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp_name, 0o666 & ~mask)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -160,6 +164,12 @@ def _read(
             env_args = json.loads(_to_str(data.attrs["env_args"]))
         except json.JSONDecodeError as e:
             raise DatasetError(f"{where}: data attr env_args is not valid JSON: {e}") from e
+        if not isinstance(env_args, dict):
+            raise DatasetError(
+                f"{where}: data attr env_args must be a JSON object, got {type(env_args).__name__}"
+            )
+        if not isinstance(env_args.get("env_kwargs", {}), dict):
+            raise DatasetError(f"{where}: env_args.env_kwargs must be a JSON object")
 
     keys = list(obs_keys) if obs_keys is not None else None
     episodes = []
@@ -168,6 +178,8 @@ def _read(
         for part in ("actions", "obs"):
             if part not in g:
                 raise DatasetError(f"{where}: {name} has no {part!r}")
+        if not isinstance(g["obs"], h5py.Group):
+            raise DatasetError(f"{where}: {name}/obs is not a group of observation keys")
         available = list(g["obs"])
         if keys is None:
             keys = available
@@ -181,15 +193,31 @@ def _read(
     return OfflineDataset.from_episodes(episodes, env_args=env_args, names=names)
 
 
+def _dataset(g: h5py.Group, name: str, where: str, prefix: str = "") -> np.ndarray:
+    """The array ``g[name]``, or a DatasetError if it is a group or not numeric."""
+    node = g[name]
+    name = prefix + name
+    if not isinstance(node, h5py.Dataset):
+        raise DatasetError(f"{where} {name} is a group, expected an array")
+    arr = node[()]
+    if not isinstance(arr, np.ndarray) or arr.ndim == 0:
+        raise DatasetError(f"{where} {name} is a scalar, expected one entry per step")
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise DatasetError(f"{where} {name} has non-numeric dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DatasetError(f"{where} {name} has complex dtype {arr.dtype}")
+    return arr
+
+
 def _read_demo(g: h5py.Group, keys: list[str], where: str) -> dict[str, Any]:
-    actions = g["actions"][()]
+    actions = _dataset(g, "actions", where)
     steps = len(actions)
-    obs = {k: g["obs"][k][()] for k in keys}
+    obs = {k: _dataset(g["obs"], k, where, "obs/") for k in keys}
     next_group = g.get("next_obs")
     next_obs = {}
     for k in keys:
         if isinstance(next_group, h5py.Group) and k in next_group:
-            next_obs[k] = next_group[k][()]
+            next_obs[k] = _dataset(next_group, k, where, "next_obs/")
         else:
             next_obs[k] = np.concatenate([obs[k][1:], obs[k][-1:]])
     dones = np.zeros(steps, dtype=np.float32)
@@ -201,9 +229,11 @@ def _read_demo(g: h5py.Group, keys: list[str], where: str) -> dict[str, Any]:
         "obs": obs,
         "next_obs": next_obs,
         "actions": actions,
-        "rewards": _flat(g["rewards"][()]) if "rewards" in g else np.zeros(steps, np.float32),
-        "dones": _flat(g["dones"][()]) if "dones" in g else dones,
-        "states": g["states"][()] if "states" in g else None,
+        "rewards": _flat(_dataset(g, "rewards", where))
+        if "rewards" in g
+        else np.zeros(steps, np.float32),
+        "dones": _flat(_dataset(g, "dones", where)) if "dones" in g else dones,
+        "states": _dataset(g, "states", where) if "states" in g else None,
         "attrs": {k: _to_python(v) for k, v in g.attrs.items() if k != "num_samples"},
     }
 
@@ -256,6 +286,8 @@ def _check_episodes(episodes: list[dict[str, Any]], names: list[str], where: str
         for part in ("obs", "next_obs"):
             fields.update({f"{part}/{k}": v for k, v in ep[part].items()})
         for field, arr in fields.items():
+            if arr.ndim == 0:
+                raise DatasetError(f"{at} {field} is a scalar, expected one entry per step")
             if len(arr) != steps:
                 raise DatasetError(f"{at} {field} has {len(arr)} steps but actions has {steps}")
             if field.startswith(("obs/", "next_obs/", "actions", "rewards")) and not _finite(arr):

@@ -101,12 +101,30 @@ class Policy(nn.Module):
         cls, config: dict[str, Any], tensors: dict[str, torch.Tensor], path: str | Path
     ) -> Policy:
         """Rebuild from a loaded directory; errors name the directory and the problem."""
+        version = config.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path}: format_version {version!r} is newer than this robot_rl reads "
+                f"({FORMAT_VERSION}); upgrade robot_rl"
+            )
+        unknown = [k for k in tensors if not k.startswith(("model.", "normalizer."))]
+        if unknown:
+            raise CheckpointError(f"{path}: unexpected tensor {unknown[0]!r} in the model file")
+        section = config.get("policy")
+        keys = section.get("obs_keys") if isinstance(section, dict) else None
+        if keys is not None and (
+            not isinstance(keys, list) or not all(isinstance(k, str) for k in keys)
+        ):
+            raise CheckpointError(f"{path}: policy.obs_keys must be a list of names, got {keys!r}")
+        env_info = config.get("env", {})
+        if not isinstance(env_info, dict):
+            raise CheckpointError(f"{path}: config 'env' must be an object")
         try:
             policy_cfg = cls.config_cls(**config["policy"])
-        except (KeyError, TypeError) as e:
+            normalizer = Normalizer.from_state_dict(tensors, "normalizer.")
+            policy = cls(policy_cfg, normalizer, env_info)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: invalid policy config: {e}") from e
-        normalizer = Normalizer.from_state_dict(tensors, "normalizer.")
-        policy = cls(policy_cfg, normalizer, config.get("env", {}))
         weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             policy.load_state_dict(weights)

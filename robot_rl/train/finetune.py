@@ -31,7 +31,8 @@ from robot_rl.algos.common import config_json, make_writer, seed_everything, wit
 from robot_rl.checkpoint import CONFIG_FILE, load_extra, load_policy_dir
 from robot_rl.data import Normalizer
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
-from robot_rl.evaluate import evaluate
+from robot_rl.evaluate import check_policy_fits_env, evaluate
+from robot_rl.outputs import DeferredInterrupt, claim_output, clean_leftovers
 from robot_rl.train.collector import Collector
 from robot_rl.train.curves import write_curve
 from sim.vec_env import VecEnv, check_vec_env
@@ -134,14 +135,25 @@ def finetune(
                 cfg.task, num_envs=min(cfg.eval_episodes, 25), seed=cfg.eval_seed, **kwargs
             )
             owned.append(eval_env)
-        return _finetune(cfg, env, eval_env, progress)
+        replaceable = cfg.overwrite or cfg.resume
+        with (
+            claim_output(cfg.out, "run", replaceable, [cfg.init, cfg.dataset]),
+            DeferredInterrupt() as interrupt,  # Ctrl+C saves a checkpoint at the next step
+        ):
+            return _finetune(cfg, env, eval_env, progress, interrupt)
     finally:
         for e in owned:
             e.close()
 
 
 @with_matmul_precision
-def _finetune(cfg: FinetuneConfig, env: VecEnv, eval_env: VecEnv, progress: bool) -> dict[str, Any]:
+def _finetune(
+    cfg: FinetuneConfig,
+    env: VecEnv,
+    eval_env: VecEnv,
+    progress: bool,
+    interrupt: DeferredInterrupt,
+) -> dict[str, Any]:
     check_vec_env(env)
     check_vec_env(eval_env, step=False)
     if env.num_envs != cfg.num_envs:
@@ -150,6 +162,7 @@ def _finetune(cfg: FinetuneConfig, env: VecEnv, eval_env: VecEnv, progress: bool
     saved = _saved_state(checkpoint, cfg) if checkpoint is not None else None
     generator = seed_everything(cfg.seed)
     agent: Agent = algorithm(cfg.algo).build(cfg, env, generator)
+    check_policy_fits_env(agent.policy, env)
     state: dict[str, Any] = {"env_steps": 0, "updates": 0, "curve": [], "wall_s": 0.0}
     if checkpoint is not None:
         state = _load_checkpoint(checkpoint, saved, agent, generator)
@@ -195,6 +208,7 @@ def _finetune(cfg: FinetuneConfig, env: VecEnv, eval_env: VecEnv, progress: bool
             run_eval()
         metrics: dict[str, Any] = {}
         while collector.env_steps < cfg.env_steps:
+            interrupt.check(save_checkpoint)  # Ctrl+C: checkpoint, then stop
             before = collector.env_steps
             collector.collect(lambda obs: agent.act(obs, before).to(env.device))  # noqa: B023
             now = collector.env_steps
@@ -245,6 +259,8 @@ def _start_env_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
 def _checkpoint_to_resume(cfg: FinetuneConfig) -> Path | None:
     """The checkpoint to resume from; checks (but does not yet touch) ``out``."""
     ckpt = cfg.out / "checkpoint"
+    for name in ("checkpoint", "policy", "curve.json", "curve.csv"):
+        clean_leftovers(cfg.out / name)  # a killed save's .tmp-/.old- copies (or put back)
     if cfg.resume:
         if ckpt.is_dir():
             return ckpt
