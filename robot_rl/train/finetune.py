@@ -30,6 +30,7 @@ from robot_rl.algos.agent import Agent, OnlineConfig
 from robot_rl.algos.common import config_json, make_writer, seed_everything, with_matmul_precision
 from robot_rl.checkpoint import CONFIG_FILE, load_extra, load_policy_dir
 from robot_rl.data import Normalizer
+from robot_rl.envs import make_env_checked
 from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
 from robot_rl.evaluate import check_policy_fits_env, evaluate
 from robot_rl.outputs import DeferredInterrupt, claim_output, clean_leftovers
@@ -121,17 +122,15 @@ def finetune(
     ``eval_env``; returns the summary written to ``curve.json``. An env left out is built from
     ``cfg.task`` through the env registry (with the start policy's or dataset's env options
     under ``--env-kwargs``) and closed at the end; handed-in envs stay the caller's."""
-    import sim
-
     cfg = resolve(cfg)
     kwargs = {**_start_env_kwargs(cfg), **env_kwargs(cfg)}
     owned: list[VecEnv] = []
     try:
         if env is None:
-            env = sim.make_env(cfg.task, num_envs=cfg.num_envs, seed=cfg.seed, **kwargs)
+            env = make_env_checked(cfg.task, num_envs=cfg.num_envs, seed=cfg.seed, **kwargs)
             owned.append(env)
         if eval_env is None:
-            eval_env = sim.make_env(
+            eval_env = make_env_checked(
                 cfg.task, num_envs=min(cfg.eval_episodes, 25), seed=cfg.eval_seed, **kwargs
             )
             owned.append(eval_env)
@@ -242,6 +241,8 @@ def _start_env_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
     """Env options the start policy (or the dataset) records for ``cfg.task``."""
     if cfg.init is not None:
         env_info = read_json(cfg.init / CONFIG_FILE).get("env", {})
+        if not isinstance(env_info, dict) or not isinstance(env_info.get("env_kwargs", {}), dict):
+            raise CheckpointError(f"{cfg.init}: config.json 'env' must hold an env_kwargs object")
         if env_info.get("env_name") == cfg.task:
             return dict(env_info.get("env_kwargs", {}))
     if cfg.dataset is not None:
