@@ -81,13 +81,18 @@ class PolicyNodeConfig:
 
 
 def main(argv: list[str]) -> None:
-    verbs = ("sim", "policy")
+    verbs = ("sim", "policy", "actor")
     if not argv or argv[0] not in verbs:
         given = argv[0] if argv else "nothing"
         raise RobotRLError(f"robot-rl robot needs a verb, got {given!r}; choose from {list(verbs)}")
     if argv[0] == "sim":
         cfg = tyro.cli(SimNodeConfig, args=argv[1:], prog="robot-rl robot sim")
         run_sim(cfg)
+    elif argv[0] == "actor":
+        from robot_rl.robot.actor import ActorConfig, run_actor
+
+        acfg = tyro.cli(ActorConfig, args=argv[1:], prog="robot-rl robot actor")
+        run_actor(acfg)
     else:
         pcfg = tyro.cli(PolicyNodeConfig, args=argv[1:], prog="robot-rl robot policy")
         run_policy(pcfg)

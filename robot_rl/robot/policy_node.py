@@ -69,6 +69,9 @@ class NodeStats:
     missed_periods: int = 0
     successes: list[bool] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
+    swap_periods: list[int] = field(default_factory=list)
+    """Indices into ``period_error_s`` of the periods in which new weights were swapped in."""
+    interventions: int = 0
 
     def summary(self) -> dict[str, Any]:
         def pct(xs: list[float], q: float) -> float:
@@ -85,6 +88,8 @@ class NodeStats:
             "episodes": len(self.successes),
             "success_rate": float(np.mean(self.successes)) if self.successes else float("nan"),
             "envelope": self.flags,
+            "weight_swaps": len(self.swap_periods),
+            "intervention_steps": self.interventions,
         }
 
 
@@ -99,8 +104,23 @@ class PolicyNodeCore:
         horizon: int | None = None,
         recorder: Any = None,
         preview_steps: int = 0,
+        transitions: Any = None,
+        weights: Any = None,
+        teleop_timeout_s: float = 0.5,
     ) -> None:
+        """``transitions``: a sink with ``add(obs, action, reward, next_obs, terminal,
+        intervention, t)`` (the actor link); ``weights``: a callable returning staged
+        ``(version, state_dict)`` or None, polled between episodes only."""
         self.rt = runtime
+        self.transitions = transitions
+        self.weights = weights
+        self.teleop_timeout_s = teleop_timeout_s
+        self.teleop_action: np.ndarray | None = None
+        self.teleop_stamp = -np.inf
+        self.intervening = False
+        self.weights_version = -1
+        self.swaps: list[tuple[int, float]] = []
+        """(version, seconds the swap took) per weight swap."""
         self.joint_names = tuple(joint_names)
         env_kwargs = runtime.policy.env_info.get("env_kwargs", {})
         self.horizon = int(horizon or env_kwargs.get("horizon", 100))
@@ -116,7 +136,7 @@ class PolicyNodeCore:
         self._estop_reset_pending = False
         self._started = False
         self._steps = 0
-        self._pending: tuple[dict[str, np.ndarray], np.ndarray, float] | None = None
+        self._pending: tuple[dict[str, np.ndarray], np.ndarray, float, bool] | None = None
         self._last_obs: dict[str, np.ndarray] | None = None
         self.fresh_after = -np.inf
         """Joint states stamped before this are ignored (set after a reset request)."""
@@ -157,6 +177,22 @@ class PolicyNodeCore:
     def on_success(self, msg: Any) -> None:
         self.success = bool(msg.data)
 
+    def on_teleop_action(self, msg: Any, now: float | None = None) -> None:
+        """A human's action (``Float64MultiArray``, env units in [-1, 1])."""
+        self.teleop_action = np.asarray(msg.data, dtype=np.float32)
+        self.teleop_stamp = time.monotonic() if now is None else now
+
+    def on_intervention(self, msg: Any) -> None:
+        """``Bool``: True while a human takes over (their actions replace the policy's)."""
+        self.intervening = bool(msg.data)
+
+    def _override(self) -> np.ndarray | None:
+        if not self.intervening or self.teleop_action is None:
+            return None
+        if time.monotonic() - self.teleop_stamp > self.teleop_timeout_s:
+            return None  # a stale teleop action never drives the arm
+        return self.teleop_action
+
     def on_estop(self, msg: Any) -> None:
         """E-stop input: True latches a hold until :meth:`on_estop_reset`."""
         if self.rt.envelope is None:
@@ -192,11 +228,15 @@ class PolicyNodeCore:
             self._apply_pending_estop()
             self._started = True
             self._steps = 0
-        result = self.rt.step(self.q, obs, obs_age=now - self.js_stamp, first=first)
+        override = self._override()
+        result = self.rt.step(
+            self.q, obs, obs_age=now - self.js_stamp, first=first, action_override=override
+        )
+        human = override is not None
         if np.isfinite(result.action).all():
-            self._pending = (obs, result.action, self.js_stamp)
+            self._pending = (obs, result.action, self.js_stamp, human)
         else:  # starved or held without an action: nothing to record for this step
-            self._pending = (obs, None, self.js_stamp)  # type: ignore[assignment]
+            self._pending = (obs, None, self.js_stamp, human)  # type: ignore[assignment]
         self._last_obs = obs
         points = None
         if self.preview_steps:
@@ -205,12 +245,14 @@ class PolicyNodeCore:
 
     def _close_step(self, next_obs: dict[str, np.ndarray]) -> bool:
         """Record the previous step with its outcome; True when the episode is over."""
-        obs, action, t = self._pending  # type: ignore[misc]
+        obs, action, t, human = self._pending  # type: ignore[misc]
         self._pending = None
         self._steps += 1
         done = self.success
         if self.recorder is not None and action is not None:
             self.recorder.add_step(obs, action, float(done), done, False, t)
+        if self.transitions is not None and action is not None:
+            self.transitions.add(obs, action, float(done), next_obs, done, human, t)
         if done or self._steps >= self.horizon:
             self.end_episode(done, next_obs)
             return True
@@ -224,6 +266,29 @@ class PolicyNodeCore:
         self.success = False
         self.q = None
         self.object_pose = self.goal = None
+        if self.transitions is not None:
+            self.transitions.end_episode()
+        self.swap_weights()
+
+    def swap_weights(self) -> bool:
+        """Load weights staged by the link (between episodes only); True if swapped."""
+        if self.weights is None:
+            return False
+        got = self.weights()
+        if got is None:
+            return False
+        version, state = got
+        t0 = time.perf_counter()
+        try:
+            self.rt.policy.load_state_dict(state)
+        except (RuntimeError, KeyError) as e:  # checked before; keep running on the old ones
+            print(f"[actor] weights v{version} failed to load ({e}); keeping "
+                  f"v{self.weights_version}", flush=True)  # fmt: skip
+            return False
+        self.rt.policy.eval()
+        self.weights_version = version
+        self.swaps.append((version, time.perf_counter() - t0))
+        return True
 
     def _apply_pending_estop(self) -> None:
         env = self.rt.envelope
@@ -253,6 +318,8 @@ class DdsPolicyNode:
         reset_topic: str = "/reset",
         estop_topic: str = "/estop",
         estop_reset_topic: str = "/estop_reset",
+        teleop_topic: str = "/teleop/action",
+        intervention_topic: str = "/teleop/intervention",
     ) -> None:
         from robot_rl.robot import dds
         from robot_rl.robot import msgs as m
@@ -269,6 +336,8 @@ class DdsPolicyNode:
         self.succ_r = self.node.reader(success_topic, m.Bool)
         self.estop_r = self.node.reader(estop_topic, m.Bool)
         self.estop_reset_r = self.node.reader(estop_reset_topic, m.Bool)
+        self.teleop_r = self.node.reader(teleop_topic, m.Float64MultiArray, dds.SENSOR)
+        self.intervention_r = self.node.reader(intervention_topic, m.Bool)
         if output == "forward":
             self.cmd_w = self.node.writer(command_topic, m.Float64MultiArray)
         else:
@@ -291,6 +360,10 @@ class DdsPolicyNode:
             c.on_estop(msg)
         for msg in self.estop_reset_r.take_all():
             c.on_estop_reset(msg)
+        for msg in self.intervention_r.take_all():
+            c.on_intervention(msg)
+        for msg in self.teleop_r.take_all():
+            c.on_teleop_action(msg)
         for msg in self.succ_r.take_all():
             c.on_success(msg)
             self._n_success += 1
@@ -327,6 +400,8 @@ class DdsPolicyNode:
     def _count_flags(self, out: TickOutput) -> None:
         from robot_rl.robot.envelope import describe
 
+        if self.core._pending is not None and self.core._pending[3]:
+            self.stats.interventions += 1
         if out.result is not None and out.result.flags:
             for name in describe(out.result.flags).split(","):
                 self.stats.flags[name] = self.stats.flags.get(name, 0) + 1
@@ -412,6 +487,8 @@ class DdsPolicyNode:
                 continue
             if out.episode_end:
                 self.stats.successes.append(out.success)
+                if self.core.swaps and len(self.core.swaps) > len(self.stats.swap_periods):
+                    self.stats.swap_periods.append(len(self.stats.period_error_s) - 1)
                 done += 1
                 if done < episodes:
                     self.request_reset(settle_s=2 * period)

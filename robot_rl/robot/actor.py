@@ -1,0 +1,142 @@
+"""The actor half of an on-robot fine-tuning session: the policy node plus the link.
+
+Every control step the policy node closes becomes one transition row (``obs.<key>``,
+``next_obs.<key>``, ``action``, ``reward``, ``terminal``, ``intervention``, ``episode``,
+``t``) pushed to the :class:`~robot_rl.robot.link.ActorLink` outbox (O(1), no network on the
+control thread). Weights the link has verified are swapped in between episodes only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_rl.robot.cli import PolicyNodeConfig
+
+
+class TransitionStream:
+    """The policy node's transition sink: flattens each step into a link row."""
+
+    def __init__(self, push: Any) -> None:
+        self.push = push
+        self.episode = 0
+        self.pushed = 0
+
+    def add(
+        self,
+        obs: dict[str, np.ndarray],
+        action: np.ndarray,
+        reward: float,
+        next_obs: dict[str, np.ndarray],
+        terminal: bool,
+        intervention: bool,
+        t: float,
+    ) -> None:
+        row = {f"obs.{k}": np.asarray(v, np.float32) for k, v in obs.items()}
+        row.update({f"next_obs.{k}": np.asarray(v, np.float32) for k, v in next_obs.items()})
+        row["action"] = np.asarray(action, np.float32)
+        row["reward"] = np.float32(reward)
+        row["terminal"] = np.float32(terminal)
+        row["intervention"] = np.uint8(intervention)
+        row["episode"] = np.int64(self.episode)
+        row["t"] = np.float64(t)
+        self.push({k: np.asarray(v) for k, v in row.items()})
+        self.pushed += 1
+
+    def end_episode(self) -> None:
+        self.episode += 1
+
+
+@dataclass
+class ActorConfig(PolicyNodeConfig):
+    """The policy node as the actor of a fine-tuning session (streams transitions to a
+    `robot-rl learner`, runs the weights it sends)."""
+
+    key_file: Path | None = None
+    """Shared weights key file (default: $ROBOT_RL_LINK_KEY)."""
+    name: str = "robot"
+    """This actor's name (the learner keys transition ids by it)."""
+    dead_after_s: float = 1.0
+    """Report the learner dead after this long without a heartbeat."""
+    outbox: int = 200_000
+    """Transitions held for the learner until acknowledged (then the oldest are dropped)."""
+    teleop_topic: str = "/teleop/action"
+    """Float64MultiArray: a human's action (env units in [-1, 1])."""
+    intervention_topic: str = "/teleop/intervention"
+    """Bool: True while the human takes over."""
+    success_topic: str = "/success"
+    """Bool: success of the current step (the sim robot, a person's key press, a classifier)."""
+
+
+def run_actor(cfg: ActorConfig) -> dict[str, Any]:
+    from robot_rl.robot.cli import build_policy_node
+    from robot_rl.robot.link import ActorLink, Outbox, load_key, state_template
+    from robot_rl.robot.policy_node import DdsPolicyNode, write_stats
+
+    key = load_key(cfg.key_file)  # bad key: one line, before loading anything
+    core, recorder = build_policy_node(cfg)
+    actor = ActorLink(
+        key,
+        state_template(core.rt.policy.state_dict()),
+        domain_id=cfg.domain_id,
+        name=cfg.name,
+        dead_after_s=cfg.dead_after_s,
+        outbox=Outbox(capacity=cfg.outbox),
+    )
+    stream = TransitionStream(actor.push)
+    core.transitions = stream
+    core.weights = actor.take_weights
+    node = DdsPolicyNode(
+        core,
+        cfg.domain_id,
+        output=cfg.output,
+        joint_state_topic=cfg.joint_state_topic,
+        command_topic=cfg.command_topic,
+        trajectory_topic=cfg.trajectory_topic,
+        object_topic=cfg.object_topic,
+        goal_topic=cfg.goal_topic,
+        success_topic=cfg.success_topic,
+        estop_topic=cfg.estop_topic,
+        estop_reset_topic=cfg.estop_reset_topic,
+        teleop_topic=cfg.teleop_topic,
+        intervention_topic=cfg.intervention_topic,
+    )
+    try:
+        if cfg.mode == "lockstep":
+            stats = node.spin_lockstep(cfg.episodes, cfg.idle_timeout_s)
+        else:
+            stats = node.spin_realtime(cfg.episodes, cfg.max_ticks, cfg.idle_timeout_s)
+        # let the learner take what is still held (bounded wait)
+        import time
+
+        end = time.monotonic() + 5.0
+        while actor.outbox.held and actor.learner.alive and time.monotonic() < end:
+            time.sleep(0.01)
+    finally:
+        core.rt.close()
+        actor.close()
+        if recorder is not None:
+            recorder.close()
+    summary = stats.summary()
+    summary.update(actor.status())
+    summary["transitions"] = stream.pushed
+    summary["swap_load_ms_max"] = 1e3 * max((s for _, s in core.swaps), default=0.0)
+    lat = actor.swap_latency_s
+    summary["swap_latency_s_p50"] = float(np.median(lat)) if lat else float("nan")
+    summary["weights_rejected_reasons"] = actor.rejected[-5:]
+    pe = np.abs(np.asarray(stats.period_error_s))
+    if len(pe) and stats.swap_periods:
+        sw = np.zeros(len(pe), bool)
+        for i in stats.swap_periods:
+            sw[max(0, i - 1) : i + 3] = True  # the swap period and the two after it
+        summary["period_ms_p99_swap"] = float(1e3 * np.percentile(pe[sw], 99))
+        summary["period_ms_p99_noswap"] = float(1e3 * np.percentile(pe[~sw], 99))
+    if cfg.stats is not None:
+        write_stats(cfg.stats, stats, {"runtime": summary, "swaps": core.swaps,
+                                       "swap_latency_s": lat})  # fmt: skip
+    print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                   for k, v in summary.items()), flush=True)  # fmt: skip
+    return summary
