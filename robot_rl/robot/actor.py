@@ -63,6 +63,8 @@ class ActorConfig(PolicyNodeConfig):
     """Report the learner dead after this long without a heartbeat."""
     outbox: int = 200_000
     """Transitions held for the learner until acknowledged (then the oldest are dropped)."""
+    drain_s: float = 10.0
+    """After the last episode, wait up to this long for the learner to take held transitions."""
     teleop_topic: str = "/teleop/action"
     """Float64MultiArray: a human's action (env units in [-1, 1])."""
     intervention_topic: str = "/teleop/intervention"
@@ -112,8 +114,8 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
         # let the learner take what is still held (bounded wait)
         import time
 
-        end = time.monotonic() + 5.0
-        while actor.outbox.held and actor.learner.alive and time.monotonic() < end:
+        end = time.monotonic() + cfg.drain_s
+        while actor.outbox.held and time.monotonic() < end:
             time.sleep(0.01)
     finally:
         core.rt.close()

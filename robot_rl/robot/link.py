@@ -65,6 +65,10 @@ class LinkError(RobotRLError):
     """A link message was rejected (the reason is the message)."""
 
 
+class DuplicateWeights(LinkError):
+    """A correctly signed re-broadcast of the version already accepted (ignored)."""
+
+
 # ---- keys and signatures ----------------------------------------------------------------------
 
 
@@ -212,7 +216,9 @@ class WeightsVerifier:
 
         if not hmac.compare_digest(sign(self.key, version, payload), signature):
             raise LinkError(f"weights v{version}: bad signature (tampered, truncated or wrong key)")
-        if version <= self.version:
+        if version == self.version:
+            raise DuplicateWeights(f"weights v{version}: already have it")
+        if version < self.version:
             raise LinkError(f"weights v{version}: not newer than v{self.version}")
         state = decode_state(payload)
         got = state_template(state)
@@ -559,6 +565,8 @@ class ActorLink(_Endpoint):
             first, payload = done
             state = self.verifier.verify(first.version, payload, first.signature)
         except LinkError as e:
+            if isinstance(e, DuplicateWeights):
+                return  # a re-broadcast of what is already staged or running
             self.rejected.append(str(e))
             _log(f"rejected: {e}; keeping weights v{self.running_version}")
             return

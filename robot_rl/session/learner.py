@@ -90,7 +90,8 @@ class LearnerConfig:
     dead_after_s: float = 1.0
     """Report an actor dead after this long without a heartbeat."""
     idle_exit_s: float = 1e9
-    """Exit (after a checkpoint) when no transition arrives for this long."""
+    """Exit (after a checkpoint) when no transition arrives for this long (counted from the
+    first transition: before it the learner waits for a robot indefinitely)."""
     resume: bool = False
     """Continue the run in ``out``."""
     overwrite: bool = False
@@ -306,7 +307,7 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
     credit = 0.0
     sampler = None
     metrics: dict[str, Any] = {}
-    last_data = time.monotonic()
+    last_data: float | None = None
     curve_meta = {"algo": cfg.algo, "task": parts.fcfg.task, "scale": cfg.scale,
                   "seed": cfg.seed, "init": str(cfg.init), "source": "robot"}  # fmt: skip
 
@@ -403,7 +404,7 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                 if state["updates"] % cfg.publish_every == 0:
                     publish()
             if not got and not did:
-                if time.monotonic() - last_data > cfg.idle_exit_s:
+                if last_data is not None and time.monotonic() - last_data > cfg.idle_exit_s:
                     print(f"[learner] no transitions for {cfg.idle_exit_s:.0f} s: stopping",
                           flush=True)  # fmt: skip
                     break

@@ -94,7 +94,9 @@ def test_weights_rejected_unless_signed_newer_and_same_shapes() -> None:
     short = payload[:-3]
     rejected(link.make_chunks(KEY, 6, short, "L"), "not valid safetensors")
     rejected(link.make_chunks(b"w" * 32, 6, payload, "L"), "bad signature")  # wrong key
-    rejected(link.make_chunks(KEY, 5, payload, "L"), "not newer")  # replayed
+    rejected(link.make_chunks(KEY, 4, payload, "L"), "not newer")  # an old one replayed
+    with pytest.raises(link.DuplicateWeights):  # a re-broadcast of the running version
+        _deliver(link.make_chunks(KEY, 5, payload, "L"), v)
     bad = dict(good, **{"net.0.bias": torch.zeros(9)})
     rejected(link.make_chunks(KEY, 6, link.encode_state(bad), "L"), r"net.0.bias is \(\(9,\)")
     renamed = {"w": good["net.0.weight"], "net.0.bias": good["net.0.bias"]}
