@@ -70,7 +70,9 @@ class ActorConfig(PolicyNodeConfig):
     intervention_topic: str = "/teleop/intervention"
     """Bool: True while the human takes over."""
     success_topic: str = "/success"
-    """Bool: success of the current step (the sim robot, a person's key press, a classifier)."""
+    """Bool: success of the current step (the sim robot, a person's key press, a script)."""
+    success_classifier: Path | None = None
+    """A `robot-rl robot success` classifier directory: success from the state as well."""
 
 
 def run_actor(cfg: ActorConfig) -> dict[str, Any]:
@@ -79,7 +81,13 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
     from robot_rl.robot.policy_node import DdsPolicyNode, write_stats
 
     key = load_key(cfg.key_file)  # bad key: one line, before loading anything
+    classifier = None
+    if cfg.success_classifier is not None:
+        from robot_rl.robot.success import SuccessClassifier
+
+        classifier = SuccessClassifier(cfg.success_classifier)
     core, recorder = build_policy_node(cfg)
+    core.success_fn = classifier
     actor = ActorLink(
         key,
         state_template(core.rt.policy.state_dict()),

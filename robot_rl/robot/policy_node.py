@@ -107,6 +107,7 @@ class PolicyNodeCore:
         transitions: Any = None,
         weights: Any = None,
         teleop_timeout_s: float = 0.5,
+        success_fn: Any = None,
     ) -> None:
         """``transitions``: a sink with ``add(obs, action, reward, next_obs, terminal,
         intervention, t)`` (the actor link); ``weights``: a callable returning staged
@@ -115,6 +116,8 @@ class PolicyNodeCore:
         self.transitions = transitions
         self.weights = weights
         self.teleop_timeout_s = teleop_timeout_s
+        self.success_fn = success_fn
+        """Optional ``obs -> bool`` (a success classifier), or-ed with the success topic."""
         self.teleop_action: np.ndarray | None = None
         self.teleop_stamp = -np.inf
         self.intervening = False
@@ -248,6 +251,8 @@ class PolicyNodeCore:
         obs, action, t, human = self._pending  # type: ignore[misc]
         self._pending = None
         self._steps += 1
+        if self.success_fn is not None and self.success_fn(next_obs):
+            self.success = True
         done = self.success
         if self.recorder is not None and action is not None:
             self.recorder.add_step(obs, action, float(done), done, False, t)
@@ -268,6 +273,8 @@ class PolicyNodeCore:
         self.object_pose = self.goal = None
         if self.transitions is not None:
             self.transitions.end_episode()
+        if hasattr(self.success_fn, "reset"):
+            self.success_fn.reset()
         self.swap_weights()
 
     def swap_weights(self) -> bool:

@@ -187,3 +187,34 @@ def test_session_over_dds_learner_killed_and_resumed(
     assert (out / "policy" / "model.safetensors").is_file()
     curve = json.loads((out / "curve.json").read_text())
     assert all("robot_s" in r for r in curve["rows"])
+
+
+@pytest.mark.slow
+def test_success_classifier_reports_held_out_precision_recall(tmp_path: Path) -> None:
+    """Labels from a file whose success depends on one state coordinate: the classifier
+    recovers it on held-out episodes, saves, reloads and debounces."""
+    from robot_rl.data.hdf5 import write_robomimic
+    from robot_rl.robot.success import SuccessClassifier, SuccessConfig, train_success
+
+    rng = np.random.default_rng(0)
+    episodes = []
+    for _ in range(24):
+        z = np.cumsum(rng.uniform(0.0, 0.02, 30)).astype(np.float32)[:, None]  # object height
+        xy = rng.normal(size=(30, 2)).astype(np.float32)
+        episodes.append({
+            "obs": {"object": np.concatenate([xy, z], 1)},
+            "next_obs": {"object": np.concatenate([xy, z], 1)},
+            "actions": np.zeros((30, 2), np.float32),
+            "rewards": (z[:, 0] > 0.25).astype(np.float32),
+            "dones": np.eye(30, dtype=np.float32)[-1],
+        })  # fmt: skip
+    data = tmp_path / "labelled.hdf5"
+    write_robomimic(data, episodes, env_args={"env_name": "toy"})
+    rep = train_success(SuccessConfig(dataset=data, out=tmp_path / "clf", obs_keys=["object"],
+                                      steps=2000, hidden_dims=[32], consecutive=2))  # fmt: skip
+    assert rep["held_out_episodes"] == 6 and rep["held_out"]["positives"] > 10
+    assert rep["held_out"]["precision"] > 0.9 and rep["held_out"]["recall"] > 0.9
+    clf = SuccessClassifier(tmp_path / "clf")
+    lo, hi = {"object": np.array([0, 0, 0.05])}, {"object": np.array([0, 0, 0.5])}
+    assert clf.probability(lo) < 0.5 < clf.probability(hi)
+    assert [clf(hi), clf(hi), clf(lo), clf(hi)] == [False, True, False, False]
