@@ -145,8 +145,9 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
         summary["period_ms_p99_swap"] = float(1e3 * np.percentile(pe[sw], 99))
         summary["period_ms_p99_noswap"] = float(1e3 * np.percentile(pe[~sw], 99))
     if cfg.stats is not None:
-        write_stats(cfg.stats, stats, {"runtime": summary, "swaps": core.swaps,
-                                       "swap_latency_s": lat})  # fmt: skip
+        extra = {"runtime": summary, "swaps": core.swaps, "swap_latency_s": lat,
+                 "learner_deaths_monotonic": actor.learner.deaths}  # fmt: skip
+        write_stats(cfg.stats, stats, extra)
     print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in summary.items()), flush=True)  # fmt: skip
     return summary
