@@ -135,6 +135,9 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
     summary["transitions"] = stream.pushed
     summary["swap_load_ms_max"] = 1e3 * max((s for _, s in core.swaps), default=0.0)
     lat = actor.swap_latency_s
+    arr = actor.arrival_latency_s
+    summary["weights_arrival_ms_p50"] = 1e3 * float(np.median(arr)) if arr else float("nan")
+    summary["weights_arrival_ms_max"] = 1e3 * float(np.max(arr)) if arr else float("nan")
     summary["swap_latency_s_p50"] = float(np.median(lat)) if lat else float("nan")
     summary["weights_rejected_reasons"] = actor.rejected[-5:]
     pe = np.abs(np.asarray(stats.period_error_s))

@@ -484,6 +484,9 @@ class ActorLink(_Endpoint):
         self.running_version = -1
         self.rejected: list[str] = []
         self.swap_latency_s: list[float] = []
+        """Learner publish -> swapped in (waits for the episode to end)."""
+        self.arrival_latency_s: list[float] = []
+        """Learner publish -> verified and staged on the robot (the wire and the checks)."""
         self._last_progress = time.monotonic()
         if start:
             self.start()
@@ -570,6 +573,7 @@ class ActorLink(_Endpoint):
             self.rejected.append(str(e))
             _log(f"rejected: {e}; keeping weights v{self.running_version}")
             return
+        self.arrival_latency_s.append(time.time() - first.stamp)
         with self._pending_lock:
             self._pending = (first.version, state, first.stamp)
 
