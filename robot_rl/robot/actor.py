@@ -14,14 +14,17 @@ from typing import Any
 
 import numpy as np
 
+from robot_rl.errors import RobotRLError
 from robot_rl.robot.cli import PolicyNodeConfig
 
 
 class TransitionStream:
     """The policy node's transition sink: flattens each step into a link row."""
 
-    def __init__(self, push: Any) -> None:
+    def __init__(self, push: Any, wait: Any = None) -> None:
         self.push = push
+        self.wait = wait
+        """Called with the transitions pushed so far at each episode end (or None)."""
         self.episode = 0
         self.pushed = 0
 
@@ -48,6 +51,8 @@ class TransitionStream:
 
     def end_episode(self) -> None:
         self.episode += 1
+        if self.wait is not None:
+            self.wait(self.pushed)
 
 
 @dataclass
@@ -63,6 +68,10 @@ class ActorConfig(PolicyNodeConfig):
     """Report the learner dead after this long without a heartbeat."""
     outbox: int = 200_000
     """Transitions held for the learner until acknowledged (then the oldest are dropped)."""
+    max_learner_lag: int | None = None
+    """lockstep only (a sim robot): at each episode end, wait (up to 60 s) until the learner has
+    run the updates for all but this many transitions, so a faster-than-real-time session
+    follows the in-process `robot-rl finetune` schedule. A real robot never waits."""
     drain_s: float = 10.0
     """After the last episode, wait up to this long for the learner to take held transitions."""
     teleop_topic: str = "/teleop/action"
@@ -81,6 +90,8 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
     from robot_rl.robot.policy_node import DdsPolicyNode, write_stats
 
     key = load_key(cfg.key_file)  # bad key: one line, before loading anything
+    if cfg.max_learner_lag is not None and (cfg.mode != "lockstep" or cfg.max_learner_lag < 0):
+        raise RobotRLError("--max-learner-lag needs --mode lockstep and a value >= 0")
     classifier = None
     if cfg.success_classifier is not None:
         from robot_rl.robot.success import SuccessClassifier
@@ -96,7 +107,22 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
         dead_after_s=cfg.dead_after_s,
         outbox=Outbox(capacity=cfg.outbox),
     )
-    stream = TransitionStream(actor.push)
+
+    def wait_for_learner(pushed: int) -> None:
+        import time
+
+        end = time.monotonic() + 60.0
+        while time.monotonic() < end:
+            trained = actor.learner.info.get("trained", -1) if actor.learner.alive else -1
+            if trained >= pushed - cfg.max_learner_lag:
+                return
+            time.sleep(0.005)
+        print(f"[actor] learner has not caught up within 60 s ({actor.learner.info}); "
+              "continuing", flush=True)  # fmt: skip
+
+    stream = TransitionStream(
+        actor.push, wait_for_learner if cfg.max_learner_lag is not None else None
+    )
     core.transitions = stream
     core.weights = actor.take_weights
     node = DdsPolicyNode(
@@ -133,6 +159,7 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
     summary = stats.summary()
     summary.update(actor.status())
     summary["transitions"] = stream.pushed
+    summary["weight_swaps"] = len(core.swaps)
     summary["swap_load_ms_max"] = 1e3 * max((s for _, s in core.swaps), default=0.0)
     lat = actor.swap_latency_s
     arr = actor.arrival_latency_s

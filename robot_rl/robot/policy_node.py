@@ -456,6 +456,7 @@ class DdsPolicyNode:
                 done += 1
                 if done < episodes:
                     self.request_reset()
+                last = time.monotonic()  # an episode end may wait (--max-learner-lag)
                 continue
             self.stats.compute_s.append(time.perf_counter() - start)
             self._count_flags(out)

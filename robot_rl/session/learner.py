@@ -233,6 +233,13 @@ class EpisodeTracker:
         return float(np.mean([s for s, _ in recent])), float(np.mean([r for _, r in recent]))
 
 
+def _trained(env_steps: int, credit: float, updates_per_step: float) -> int:
+    """Transitions whose update calls are done (the actor's ``--max-learner-lag`` reads it)."""
+    if credit < 1.0 or updates_per_step <= 0:
+        return env_steps
+    return max(0, int(env_steps - credit / updates_per_step))
+
+
 # ---- the loop -----------------------------------------------------------------------------------
 
 
@@ -283,8 +290,8 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
         rows = journal.read(actor)
         if rows is None:
             continue
-        tracker.add(actor, rows)
         after = int(meta["through"].get(actor, -1))
+        tracker.add(actor, {k: v[rows["seq"] <= after] for k, v in rows.items()})
         inbox.append((actor, {k: v[rows["seq"] > after] for k, v in rows.items()}))
         if demos is not None:
             hum = (rows["intervention"] > 0) & (rows["seq"] <= after)
@@ -370,8 +377,7 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                 hum = rows["intervention"] > 0
                 if hum.any():
                     _add(demos, {k: v[hum] for k, v in rows.items()}, keys)
-                if int(rows["seq"][0]) > through.get(actor, -1):
-                    tracker.add(actor, rows)
+                tracker.add(actor, rows)
                 through[actor] = int(rows["seq"][-1])
                 before = state["env_steps"]
                 state["env_steps"] += n
@@ -379,6 +385,7 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                     credit += parts.updates_per_step * min(
                         n, state["env_steps"] - parts.learn_start
                     )
+                info["trained"] = _trained(state["env_steps"], credit, parts.updates_per_step)
                 now = state["env_steps"]
                 if now // cfg.log_every > before // cfg.log_every:
                     log_point()
@@ -400,6 +407,7 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                 state["updates"] += 1
                 info["updates"] = state["updates"]
                 credit -= 1.0
+                info["trained"] = _trained(state["env_steps"], credit, parts.updates_per_step)
                 did += 1
                 if state["updates"] % cfg.publish_every == 0:
                     publish()

@@ -218,3 +218,44 @@ def test_success_classifier_reports_held_out_precision_recall(tmp_path: Path) ->
     lo, hi = {"object": np.array([0, 0, 0.05])}, {"object": np.array([0, 0, 0.5])}
     assert clf.probability(lo) < 0.5 < clf.probability(hi)
     assert [clf(hi), clf(hi), clf(lo), clf(hi)] == [False, True, False, False]
+
+
+@pytest.mark.slow
+def test_lockstep_session_follows_the_in_process_update_schedule(
+    bc_policy: Path, tmp_path: Path, spawn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --max-learner-lag 0 the faster-than-real-time sim robot waits at episode ends, so
+    the learner runs exactly updates_per_step * (steps - learn_start) updates, as
+    `robot-rl finetune` would, and the robot runs each episode on the newest weights."""
+    monkeypatch.setenv(link.KEY_ENV, KEY)
+    dom = str(DOMAIN + 1)
+    out = tmp_path / "run"
+    learn_p = spawn(
+        "learner", "--algo", "rlpd", "--init", str(bc_policy), "--dataset",
+        str(bc_policy.parent / "lift.hdf5"), "--out", str(out), "--env-steps", "200",
+        "--batch-size", "32", "--utd", "1", "--num-critics", "2", "--critic-hidden-dims", "32",
+        "32", "--random-steps", "40", "--updates-per-step", "0.5", "--publish-every", "10",
+        "--domain-id", dom, "--idle-exit-s", "10",
+    )  # fmt: skip
+    sim_p = spawn(
+        "robot", "sim", "--mode", "lockstep", "--domain-id", dom, "--idle-timeout-s", "20"
+    )
+    stats = tmp_path / "actor.json"
+    act_p = spawn(
+        "robot", "actor", "--policy", str(bc_policy), "--mode", "lockstep", "--domain-id", dom,
+        "--episodes", "8", "--horizon", "25", "--max-learner-lag", "0", "--stats", str(stats),
+    )  # fmt: skip
+    try:
+        act_out, _ = act_p.communicate(timeout=180)
+        assert act_p.returncode == 0, act_out
+        learn_out, _ = learn_p.communicate(timeout=60)
+        assert learn_p.returncode == 0, learn_out
+    finally:
+        for p in (act_p, learn_p, sim_p):
+            p.kill()
+            p.wait()
+    s = json.loads(stats.read_text())["runtime"]
+    summary = json.loads((out / "learner_summary.json").read_text())
+    assert s["transitions"] == summary["env_steps"] == 200
+    assert summary["updates"] == int(0.5 * (200 - 40))
+    assert s["weight_swaps"] >= 6  # a new version before (nearly) every episode
