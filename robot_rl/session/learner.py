@@ -41,7 +41,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError, RobotRLError
+from robot_rl.errors import ConfigError, OutputExistsError, RobotRLError
 
 
 @dataclass
@@ -258,8 +258,8 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
         if not cfg.overwrite:
             raise OutputExistsError(f"{cfg.out} exists; pass --resume or --overwrite")
         shutil.rmtree(cfg.out)
-    if cfg.resume and cfg.out.exists() and not (cfg.out / "learner_state.json").is_file():
-        raise CheckpointError(f"{cfg.out}: no learner_state.json to resume from")
+    # --resume without learner_state.json (killed before its first checkpoint): fresh networks,
+    # every journaled row re-added
     torch.set_num_threads(cfg.threads)
     generator = seed_everything(cfg.seed)
     parts = algo_parts(cfg, generator)
