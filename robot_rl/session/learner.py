@@ -431,6 +431,7 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                 extra_files=extra_files)  # fmt: skip
     summary = {"env_steps": state["env_steps"], "updates": state["updates"],
                "episodes": len(tracker.done), "version": meta["version"],
+               "intervention_rows": 0 if demos is None else len(demos),
                "gaps": link.inbox.gaps, "link_errors": link.errors[-3:]}  # fmt: skip
     (cfg.out / "learner_summary.json").write_text(json.dumps(summary))
     return summary

@@ -184,6 +184,8 @@ def test_session_over_dds_learner_killed_and_resumed(
     np.testing.assert_allclose(rows["action"][human], [[0.0, 0.0, 0.5, -1.0]] * int(human.sum()))
     summary = json.loads((out / "learner_summary.json").read_text())
     assert summary["env_steps"] == s["transitions"] and summary["updates"] > 0
+    # HIL-SERL: after the restart the demo buffer holds every intervention row (journal replay)
+    assert summary["intervention_rows"] == int(human.sum())
     assert (out / "policy" / "model.safetensors").is_file()
     curve = json.loads((out / "curve.json").read_text())
     assert all("robot_s" in r for r in curve["rows"])
