@@ -140,18 +140,30 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
         teleop_topic=cfg.teleop_topic,
         intervention_topic=cfg.intervention_topic,
     )
+    import signal
+    import time
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM (launch shutdown) drains like Ctrl+C
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
         if cfg.mode == "lockstep":
             stats = node.spin_lockstep(cfg.episodes, cfg.idle_timeout_s)
         else:
             stats = node.spin_realtime(cfg.episodes, cfg.max_ticks, cfg.idle_timeout_s)
-        # let the learner take what is still held (bounded wait)
-        import time
-
+    finally:
+        # also on Ctrl+C / SIGTERM: give the learner what is still held (bounded wait); the
+        # robot has stopped commanding by now
         end = time.monotonic() + cfg.drain_s
         while actor.outbox.held and time.monotonic() < end:
-            time.sleep(0.01)
-    finally:
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:  # a second Ctrl+C: stop draining
+                break
+        if actor.outbox.held:
+            print(f"[actor] {actor.outbox.held} transitions not acknowledged by the learner "
+                  f"(ids from {actor.outbox.acked + 1})", flush=True)  # fmt: skip
         core.rt.close()
         actor.close()
         if recorder is not None:

@@ -142,6 +142,9 @@ class PolicyNodeCore:
         self._pending: tuple[dict[str, np.ndarray], np.ndarray, float, bool] | None = None
         self._last_obs: dict[str, np.ndarray] | None = None
         self.fresh_after = -np.inf
+        self._missing_since: float | None = None
+        self.pose_wait_s = 2.0
+        """At an episode start, wait this long for every observation the policy reads."""
         """Joint states stamped before this are ignored (set after a reset request)."""
 
     # ---- inputs (ROS field names) -------------------------------------------------------------
@@ -226,6 +229,14 @@ class PolicyNodeCore:
             if ended:
                 return TickOutput(episode_end=True, success=self.success)
         first = not self._started
+        if first and any(k not in obs for k in self.rt.obs_keys):
+            # after a reset the joint state can arrive before the object/goal pose (separate
+            # topics): wait for it a little; after pose_wait_s the runtime names what is missing
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < self.pose_wait_s:
+                return None
+        self._missing_since = None
         if first:
             self.rt.start(self.q, obs)
             self._apply_pending_estop()

@@ -261,3 +261,26 @@ def test_lockstep_session_follows_the_in_process_update_schedule(
     assert s["transitions"] == summary["env_steps"] == 200
     assert summary["updates"] == int(0.5 * (200 - 40))
     assert s["weight_swaps"] >= 6  # a new version before (nearly) every episode
+
+
+def test_episode_start_waits_for_the_object_pose_then_names_it(bc_policy: Path) -> None:
+    """After a reset the joint state may arrive before the pose (separate topics)."""
+    from robot_rl.robot.policy_node import PolicyNodeCore
+    from robot_rl.robot.runtime import PolicyRuntime
+
+    rt = PolicyRuntime(bc_policy, async_inference=False)
+    core = PolicyNodeCore(rt, horizon=5)
+    core.on_joint_state(
+        m.JointState(header=m.Header(m.stamp(5.0)), position=list(Q0), velocity=[0.0] * 9)
+    )
+    assert core.tick(5.0) is None and core.tick(6.9) is None  # waiting for the pose
+    _feed(core, 7.0)
+    assert core.tick(7.0).command is not None
+    core.end_episode(False)
+    core.on_joint_state(
+        m.JointState(header=m.Header(m.stamp(8.0)), position=list(Q0), velocity=[0.0] * 9)
+    )
+    assert core.tick(8.0) is None
+    with pytest.raises(link.RobotRLError, match="object"):
+        core.tick(10.5)
+    rt.close()
