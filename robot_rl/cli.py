@@ -291,6 +291,13 @@ def cmd_record(argv: list[str]) -> None:
     console.print(_results_table(f"record {cfg.env} → {cfg.out}", rows))
 
 
+def cmd_learner(argv: list[str]) -> None:
+    from robot_rl.session.learner import LearnerConfig, run_learner
+
+    cfg = tyro.cli(LearnerConfig, args=argv, prog="robot-rl learner")
+    console.print(_results_table(f"learner {cfg.algo} → {cfg.out}", run_learner(cfg)))
+
+
 def cmd_robot(argv: list[str]) -> None:
     from robot_rl.robot.cli import main as robot_main
 
@@ -306,6 +313,7 @@ COMMANDS: dict[str, Callable[[list[str]], None]] = {
     "finetune": cmd_finetune,
     "robot": cmd_robot,
     "import": lambda argv: cmd_robot(["import", *argv]),
+    "learner": cmd_learner,
 }
 DESCRIPTIONS = {
     "demos": "scripted-expert demonstrations for a built-in task, into robomimic-layout HDF5",
@@ -314,8 +322,9 @@ DESCRIPTIONS = {
     "eval": "roll a policy directory out in its env and write eval.json",
     "quickstart": "demos -> BC -> eval on a built-in task, end to end",
     "finetune": "online fine-tuning (sac | rlpd | wsrl | expo) on a VecEnv",
-    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim, policy, record",
+    "robot": "robot-side nodes over Cyclone DDS (ROS 2 wire-compatible): sim, policy, record, actor, success",
     "import": "rosbag2 recordings (sqlite3, mcap) into robomimic-layout HDF5: rosbag",
+    "learner": "on-robot fine-tuning: learn from a robot actor's stream, send signed weights",
 }
 DEFAULT_THREADS = 1
 """torch intra-op threads unless ``--threads`` says otherwise. On a shared, loaded machine

@@ -125,13 +125,25 @@ class RecordConfig:
 
 
 def main(argv: list[str]) -> None:
-    verbs = ("sim", "policy", "record", "import")
+    verbs = ("sim", "policy", "record", "import", "actor", "success")
     if not argv or argv[0] not in verbs:
         given = argv[0] if argv else "nothing"
         raise RobotRLError(f"robot-rl robot needs a verb, got {given!r}; choose from {list(verbs)}")
     if argv[0] == "sim":
         cfg = tyro.cli(SimNodeConfig, args=argv[1:], prog="robot-rl robot sim")
         run_sim(cfg)
+    elif argv[0] == "success":
+        import json
+
+        from robot_rl.robot.success import SuccessConfig, train_success
+
+        scfg = tyro.cli(SuccessConfig, args=argv[1:], prog="robot-rl robot success")
+        print(json.dumps(train_success(scfg)))
+    elif argv[0] == "actor":
+        from robot_rl.robot.actor import ActorConfig, run_actor
+
+        acfg = tyro.cli(ActorConfig, args=argv[1:], prog="robot-rl robot actor")
+        run_actor(acfg)
     elif argv[0] == "policy":
         pcfg = tyro.cli(PolicyNodeConfig, args=argv[1:], prog="robot-rl robot policy")
         run_policy(pcfg)

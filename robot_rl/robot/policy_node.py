@@ -59,6 +59,9 @@ class NodeStats:
     missed_periods: int = 0
     successes: list[bool] = field(default_factory=list)
     flags: dict[str, int] = field(default_factory=dict)
+    swap_periods: list[int] = field(default_factory=list)
+    """Indices into ``period_error_s`` of the periods in which new weights were swapped in."""
+    interventions: int = 0
 
     def summary(self) -> dict[str, Any]:
         def pct(xs: list[float], q: float) -> float:
@@ -75,6 +78,8 @@ class NodeStats:
             "episodes": len(self.successes),
             "success_rate": float(np.mean(self.successes)) if self.successes else float("nan"),
             "envelope": self.flags,
+            "weight_swaps": len(self.swap_periods),
+            "intervention_steps": self.interventions,
         }
 
 
@@ -89,8 +94,26 @@ class PolicyNodeCore:
         horizon: int | None = None,
         recorder: Any = None,
         preview_steps: int = 0,
+        transitions: Any = None,
+        weights: Any = None,
+        teleop_timeout_s: float = 0.5,
+        success_fn: Any = None,
     ) -> None:
+        """``transitions``: a sink with ``add(obs, action, reward, next_obs, terminal,
+        intervention, t)`` (the actor link); ``weights``: a callable returning staged
+        ``(version, state_dict)`` or None, polled between episodes only."""
         self.rt = runtime
+        self.transitions = transitions
+        self.weights = weights
+        self.teleop_timeout_s = teleop_timeout_s
+        self.success_fn = success_fn
+        """Optional ``obs -> bool`` (a success classifier), or-ed with the success topic."""
+        self.teleop_action: np.ndarray | None = None
+        self.teleop_stamp = -np.inf
+        self.intervening = False
+        self.weights_version = -1
+        self.swaps: list[tuple[int, float]] = []
+        """(version, seconds the swap took) per weight swap."""
         self.joint_names = tuple(joint_names)
         env_kwargs = runtime.policy.env_info.get("env_kwargs", {})
         self.horizon = int(horizon or env_kwargs.get("horizon", 100))
@@ -108,9 +131,12 @@ class PolicyNodeCore:
         self._estop_reset_pending = False
         self._started = False
         self._steps = 0
-        self._pending: tuple[dict[str, np.ndarray], np.ndarray, float] | None = None
+        self._pending: tuple[dict[str, np.ndarray], np.ndarray, float, bool] | None = None
         self._last_obs: dict[str, np.ndarray] | None = None
         self.fresh_after = -np.inf
+        self._missing_since: float | None = None
+        self.pose_wait_s = 2.0
+        """At an episode start, wait this long for every observation the policy reads."""
         """Joint states stamped before this are ignored (set after a reset request)."""
 
     # ---- inputs (ROS field names) -------------------------------------------------------------
@@ -132,6 +158,22 @@ class PolicyNodeCore:
 
     def on_success(self, msg: Any) -> None:
         self.success = bool(msg.data)
+
+    def on_teleop_action(self, msg: Any, now: float | None = None) -> None:
+        """A human's action (``Float64MultiArray``, env units in [-1, 1])."""
+        self.teleop_action = np.asarray(msg.data, dtype=np.float32)
+        self.teleop_stamp = time.monotonic() if now is None else now
+
+    def on_intervention(self, msg: Any) -> None:
+        """``Bool``: True while a human takes over (their actions replace the policy's)."""
+        self.intervening = bool(msg.data)
+
+    def _override(self) -> np.ndarray | None:
+        if not self.intervening or self.teleop_action is None:
+            return None
+        if time.monotonic() - self.teleop_stamp > self.teleop_timeout_s:
+            return None  # a stale teleop action never drives the arm
+        return self.teleop_action
 
     def on_estop(self, msg: Any) -> None:
         """E-stop input: True latches a hold until :meth:`on_estop_reset`."""
@@ -185,16 +227,28 @@ class PolicyNodeCore:
             if ended:
                 return TickOutput(episode_end=True, success=self.episode_success)
         first = not self._started
+        if first and any(k not in obs for k in self.rt.obs_keys):
+            # after a reset the joint state can arrive before the object/goal pose (separate
+            # topics): wait for it a little; after pose_wait_s the runtime names what is missing
+            if self._missing_since is None:
+                self._missing_since = now
+            if now - self._missing_since < self.pose_wait_s:
+                return None
+        self._missing_since = None
         if first:
             self.rt.start(self.q, obs)
             self._apply_pending_estop()
             self._started = True
             self._steps = 0
-        result = self.rt.step(self.q, obs, obs_age=now - self.js_stamp, first=first)
+        override = self._override()
+        result = self.rt.step(
+            self.q, obs, obs_age=now - self.js_stamp, first=first, action_override=override
+        )
+        human = override is not None
         if np.isfinite(result.action).all():
-            self._pending = (obs, result.action, self.js_stamp)
+            self._pending = (obs, result.action, self.js_stamp, human)
         else:  # starved or held without an action: nothing to record for this step
-            self._pending = (obs, None, self.js_stamp)  # type: ignore[assignment]
+            self._pending = (obs, None, self.js_stamp, human)  # type: ignore[assignment]
         self._last_obs = obs
         points = None
         if self.preview_steps:
@@ -203,13 +257,17 @@ class PolicyNodeCore:
 
     def _close_step(self, next_obs: dict[str, np.ndarray]) -> bool:
         """Record the previous step with its outcome; True when the episode is over."""
-        obs, action, t = self._pending  # type: ignore[misc]
+        obs, action, t, human = self._pending  # type: ignore[misc]
         self._pending = None
         self._steps += 1
+        if self.success_fn is not None and self.success_fn(next_obs):
+            self.success = True
         done = self.success
         self.episode_success = bool(done)  # end_episode clears self.success
         if self.recorder is not None and action is not None:
             self.recorder.add_step(obs, action, float(done), done, False, t)
+        if self.transitions is not None and action is not None:
+            self.transitions.add(obs, action, float(done), next_obs, done, human, t)
         if done or self._steps >= self.horizon:
             self.end_episode(done, next_obs)
             return True
@@ -223,6 +281,31 @@ class PolicyNodeCore:
         self.success = False
         self.q = None
         self.object_pose = self.goal = None
+        if self.transitions is not None:
+            self.transitions.end_episode()
+        if hasattr(self.success_fn, "reset"):
+            self.success_fn.reset()
+        self.swap_weights()
+
+    def swap_weights(self) -> bool:
+        """Load weights staged by the link (between episodes only); True if swapped."""
+        if self.weights is None:
+            return False
+        got = self.weights()
+        if got is None:
+            return False
+        version, state = got
+        t0 = time.perf_counter()
+        try:
+            self.rt.policy.load_state_dict(state)
+        except (RuntimeError, KeyError) as e:  # checked before; keep running on the old ones
+            print(f"[actor] weights v{version} failed to load ({e}); keeping "
+                  f"v{self.weights_version}", flush=True)  # fmt: skip
+            return False
+        self.rt.policy.eval()
+        self.weights_version = version
+        self.swaps.append((version, time.perf_counter() - t0))
+        return True
 
     def _apply_pending_estop(self) -> None:
         env = self.rt.envelope
@@ -252,6 +335,8 @@ class DdsPolicyNode:
         reset_topic: str = "/reset",
         estop_topic: str = "/estop",
         estop_reset_topic: str = "/estop_reset",
+        teleop_topic: str = "/teleop/action",
+        intervention_topic: str = "/teleop/intervention",
     ) -> None:
         from robot_rl.robot import dds
         from robot_rl.robot import msgs as m
@@ -271,6 +356,8 @@ class DdsPolicyNode:
         self.succ_r = self.node.reader(success_topic, m.Bool)
         self.estop_r = self.node.reader(estop_topic, m.Bool)
         self.estop_reset_r = self.node.reader(estop_reset_topic, m.Bool)
+        self.teleop_r = self.node.reader(teleop_topic, m.Float64MultiArray, dds.SENSOR)
+        self.intervention_r = self.node.reader(intervention_topic, m.Bool)
         if output == "forward":
             self.cmd_w = self.node.writer(command_topic, m.Float64MultiArray)
         else:
@@ -293,6 +380,10 @@ class DdsPolicyNode:
             c.on_estop(msg)
         for msg in self.estop_reset_r.take_all():
             c.on_estop_reset(msg)
+        for msg in self.intervention_r.take_all():
+            c.on_intervention(msg)
+        for msg in self.teleop_r.take_all():
+            c.on_teleop_action(msg)
         for msg in self.succ_r.take_all():
             c.on_success(msg)
             self._n_success += 1
@@ -328,6 +419,8 @@ class DdsPolicyNode:
     def _count_flags(self, out: TickOutput) -> None:
         from robot_rl.robot.envelope import describe
 
+        if self.core._pending is not None and self.core._pending[3]:
+            self.stats.interventions += 1
         if out.result is not None and out.result.flags:
             for name in describe(out.result.flags).split(","):
                 self.stats.flags[name] = self.stats.flags.get(name, 0) + 1
@@ -393,6 +486,7 @@ class DdsPolicyNode:
                 done += 1
                 if done < episodes:
                     self.request_reset()
+                last = time.monotonic()  # an episode end may wait (--max-learner-lag)
                 continue
             self.stats.compute_s.append(time.perf_counter() - start)
             self._count_flags(out)
@@ -432,6 +526,8 @@ class DdsPolicyNode:
                 continue
             if out.episode_end:
                 self.stats.successes.append(out.success)
+                if self.core.swaps and len(self.core.swaps) > len(self.stats.swap_periods):
+                    self.stats.swap_periods.append(len(self.stats.period_error_s) - 1)
                 done += 1
                 if done < episodes:
                     self.request_reset(settle_s=2 * period)

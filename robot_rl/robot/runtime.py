@@ -166,19 +166,34 @@ class PolicyRuntime:
     # ---- control step -----------------------------------------------------------------------
 
     def step(
-        self, q: np.ndarray, obs: dict[str, np.ndarray], obs_age: float = 0.0, first: bool = False
+        self,
+        q: np.ndarray,
+        obs: dict[str, np.ndarray],
+        obs_age: float = 0.0,
+        first: bool = False,
+        action_override: np.ndarray | None = None,
     ) -> StepResult:
         """One control period: joint targets for measured ``q`` [9] and observation ``obs``.
 
         ``obs_age``: seconds since the observation was measured (the envelope holds when stale).
         ``first``: ``obs`` is the one given to :meth:`start` (not appended to the history again).
+        ``action_override``: an action (env units, clipped to [-1, 1]) that replaces the
+        policy's this step (a human intervening); it goes through the same controller and
+        envelope.
         """
         if self.envelope is None:
             raise RobotRLError("PolicyRuntime.step before start()")
         if not first:
             self._hist.append(obs)
         fresh = False
-        if self.chunked:
+        if action_override is not None:
+            action = np.clip(np.asarray(action_override, dtype=np.float32), -1.0, 1.0)
+            if action.shape != (self._action_dim(),):
+                raise RobotRLError(
+                    f"intervention action has shape {action.shape}, policy acts in "
+                    f"{self._action_dim()} dims"
+                )
+        elif self.chunked:
             action, fresh = self._next_chunk_action()
         else:
             action = self._act_now(obs)
