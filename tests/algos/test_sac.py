@@ -79,9 +79,21 @@ def test_update_changes_every_critic_and_the_actor() -> None:
 
 
 def test_actor_reduction_mean_vs_min() -> None:
-    for reduce in ("mean", "min"):
+    # Members answer the constants 0, 1, 2, 3 whatever the input: the actor's Q is their mean
+    # (1.5) or min (0), and the actor loss is temperature * log pi - Q with temperature 0.5.
+    for reduce, q_pi in (("mean", 1.5), ("min", 0.0)):
         sac = _sac(actor_reduce=reduce)
-        assert torch.isfinite(sac.update(_batch(16))["train/q_pi_mean"])
+        last = sac.critic.net[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            shape = (-1,) + (1,) * (last.bias.dim() - 1)
+            last.bias.copy_(torch.arange(4.0).reshape(shape).expand_as(last.bias))
+        obs = {"x": torch.randn(8, OBS)}
+        metrics = sac._actor_step(obs["x"], obs)
+        assert metrics["train/q_pi_mean"].item() == pytest.approx(q_pi, abs=1e-6), reduce
+        log_pi_mean = -metrics["train/entropy"].item()
+        assert metrics["train/actor_loss"].item() == pytest.approx(0.5 * log_pi_mean - q_pi)
+        assert metrics["train/temperature"].item() == pytest.approx(0.5)
     with pytest.raises(ConfigError):
         _sac(actor_reduce="max")
     with pytest.raises(ConfigError, match="target_subset"):
