@@ -119,3 +119,22 @@ def test_std_floor_default_and_passed_through_fit() -> None:
     }
     fitted = Normalizer.fit(OfflineDataset.from_episodes([episode]), min_std=0.5)
     torch.testing.assert_close(fitted.params["obs.x"][0], torch.tensor([2.0]))
+
+
+def test_normalize_keeps_the_input_float_dtype() -> None:
+    norm = Normalizer({"action": (torch.tensor([2.0]), torch.tensor([-1.0]))})
+    for dtype in (torch.float64, torch.bfloat16):
+        out = norm.normalize_action(torch.tensor([0.75], dtype=dtype))
+        assert out.dtype == dtype and out.item() == 0.5
+    # Integer data (e.g. a step counter) is promoted to float32, not truncated.
+    assert norm.normalize_action(torch.tensor([1])).dtype == torch.float32
+
+
+def test_errors_name_the_problem() -> None:
+    norm = Normalizer()
+    with pytest.raises(ValueError, match="unknown normalization mode 'zscore'"):
+        norm.fit_field("obs.a", torch.zeros(2, 1), "zscore")
+    norm.fit_field("obs.a", torch.randn(4, 1), "gaussian")
+    norm.fit_field("action", torch.randn(4, 1), "minmax")
+    with pytest.raises(KeyError, match="no field 'obs.b'; fitted: obs.a, action"):
+        norm.normalize("obs.b", torch.zeros(1))
