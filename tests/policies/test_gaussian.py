@@ -132,3 +132,13 @@ def test_act_is_stochastic_by_default_and_clamped_to_the_env_box() -> None:
     second = policy.act(obs)
     assert not torch.equal(first[:, 2:], second[:, 2:])  # act() samples unless told otherwise
     assert first.abs().max() <= 1.0 and (first[:, 0] == 1.0).all() and (first[:, 1] == -1.0).all()
+
+
+def test_network_follows_activation_and_layer_norm_settings() -> None:
+    cfg = GaussianPolicyConfig(["a"], 3, 2, [8, 8], activation="tanh", layer_norm=True)
+    policy = GaussianPolicy(cfg, Normalizer(), {})
+    kinds = [type(m) for m in policy.net.modules()]
+    assert kinds.count(torch.nn.LayerNorm) == 2 and kinds.count(torch.nn.Tanh) == 2
+    assert torch.nn.ReLU not in kinds
+    plain = GaussianPolicy(GaussianPolicyConfig(["a"], 3, 2, [8]), Normalizer(), {})
+    assert torch.nn.LayerNorm not in [type(m) for m in plain.net.modules()]
