@@ -142,3 +142,42 @@ def test_compiled_critic_updates_like_the_eager_one() -> None:
     assert list(got) == list(expected)  # compiling in place keeps the checkpoint names
     for name, value in expected.items():
         torch.testing.assert_close(got[name], value, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("actor_full_batch", [False, True])
+def test_update_feeds_each_critic_step_its_own_minibatch(actor_full_batch: bool) -> None:
+    """utd = 3 critic steps on consecutive rows [0, 8), [8, 16), [16, 24) with r' = 2 r + 0.5
+    and not_done = 1 - terminal; the actor sees the last 8 rows (or all 24 for WSRL)."""
+    sac = _sac(utd=3, reward_scale=2.0, reward_bias=0.5, actor_full_batch=actor_full_batch)
+    # A non-trivial action normalizer: normalized = 0.5 * a + 0.25 (inputs stay in the box).
+    sac.policy.normalizer.params["action"] = (torch.full((ACT,), 0.5), torch.full((ACT,), 0.25))
+    terminals = (torch.arange(24) % 3 == 0).float()
+    batch = _batch(24, terminals)
+    batch["rewards"] = torch.arange(24.0)
+    seen: list[tuple] = []
+    real_critic_step, real_actor_step = sac._critic_step, sac._actor_step
+
+    def critic_step(obs, action, reward, not_done, next_obs, rows):  # type: ignore[no-untyped-def]
+        seen.append(("critic", obs, action, reward, not_done, next_obs, rows))
+        return real_critic_step(obs, action, reward, not_done, next_obs, rows)
+
+    def actor_step(obs, obs_dict):  # type: ignore[no-untyped-def]
+        seen.append(("actor", obs, obs_dict))
+        return real_actor_step(obs, obs_dict)
+
+    sac._critic_step, sac._actor_step = critic_step, actor_step  # type: ignore[method-assign]
+    sac.update(batch)
+    assert [s[0] for s in seen] == ["critic"] * 3 + ["actor"]
+    for i, (_, obs, action, reward, not_done, next_obs, rows) in enumerate(seen[:3]):
+        r = slice(8 * i, 8 * (i + 1))
+        assert torch.equal(obs, batch["obs"]["x"][r])
+        assert torch.equal(next_obs, batch["next_obs"]["x"][r])
+        assert torch.equal(rows["next_obs"]["x"], batch["next_obs"]["x"][r])
+        torch.testing.assert_close(action, 0.5 * batch["actions"][r] + 0.25)
+        torch.testing.assert_close(reward, 2.0 * torch.arange(24.0)[r] + 0.5)
+        torch.testing.assert_close(not_done, 1.0 - terminals[r])
+    actor_rows = slice(0, 24) if actor_full_batch else slice(16, 24)
+    assert torch.equal(seen[3][1], batch["obs"]["x"][actor_rows])
+    assert torch.equal(seen[3][2]["x"], batch["obs"]["x"][actor_rows])
+    with pytest.raises(ConfigError, match="needs utd \\* batch_size = 24 rows, got 16"):
+        sac.update(_batch(16))
