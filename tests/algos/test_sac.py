@@ -7,7 +7,7 @@ import torch
 
 from robot_rl.algos.sac import SAC, SACConfig
 from robot_rl.data import Normalizer
-from robot_rl.errors import ConfigError
+from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble, make_target
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 
@@ -114,6 +114,8 @@ def test_state_dict_round_trip_continues_identically() -> None:
     torch.manual_seed(5)
     mb = b.update(batch)
     assert torch.allclose(ma["train/critic_loss"], mb["train/critic_loss"])
+    with pytest.raises(CheckpointError, match="learner state does not match this configuration"):
+        _sac(num_critics=2).load_state_dict(tensors, meta)
     assert all(
         torch.equal(x, y) for x, y in zip(a.critic.parameters(), b.critic.parameters(), strict=True)
     )
