@@ -183,3 +183,24 @@ def test_update_feeds_each_critic_step_its_own_minibatch(actor_full_batch: bool)
     assert torch.equal(seen[3][2]["x"], batch["obs"]["x"][actor_rows])
     with pytest.raises(ConfigError, match="needs utd \\* batch_size = 24 rows, got 16"):
         sac.update(_batch(16))
+
+
+def test_critic_loss_is_the_sum_over_members_of_mean_squared_td_error() -> None:
+    # Members output the constants 0..3, the target net 2: y = r + 0.5 * (1 - term) * 2.
+    sac = _sac(utd=1, entropy_backup=False, discount=0.5, reward_scale=1.0, reward_bias=0.0)
+    last = sac.critic.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        shape = (-1,) + (1,) * (last.bias.dim() - 1)
+        last.bias.copy_(torch.arange(4.0).reshape(shape).expand_as(last.bias))
+    _constant_target(sac, 2.0)
+    terminals = torch.tensor([0.0, 1.0] * 4)
+    batch = _batch(8, terminals)
+    batch["rewards"] = torch.linspace(-1.0, 1.0, 8)
+    y = batch["rewards"] + 0.5 * (1.0 - terminals) * 2.0
+    per_member = [((e - y) ** 2).mean().item() for e in range(4)]
+    metrics = sac.update(batch, update_actor=False)
+    # The logged loss is the summed loss divided by the number of members.
+    assert metrics["train/critic_loss"].item() == pytest.approx(sum(per_member) / 4)
+    assert metrics["train/q_mean"].item() == pytest.approx(1.5)
+    assert metrics["train/td_target_mean"].item() == pytest.approx(y.mean().item())
