@@ -204,3 +204,49 @@ def test_critic_loss_is_the_sum_over_members_of_mean_squared_td_error() -> None:
     assert metrics["train/critic_loss"].item() == pytest.approx(sum(per_member) / 4)
     assert metrics["train/q_mean"].item() == pytest.approx(1.5)
     assert metrics["train/td_target_mean"].item() == pytest.approx(y.mean().item())
+
+
+def test_temperature_gradient_is_entropy_minus_target() -> None:
+    # d/d(log alpha) of -(log alpha * (log pi + H_target)).mean() = -(mean log pi + H_target)
+    # = entropy - H_target, with H_target = per-dim target * action_dim (3 * 2 here).
+    sac = _sac(target_entropy_per_dim=3.0)
+    assert sac.target_entropy == 6.0
+    obs = {"x": torch.randn(8, OBS)}
+    before = sac.log_temperature.item()
+    metrics = sac._actor_step(obs["x"], obs)
+    entropy = metrics["train/entropy"].item()
+    assert sac.log_temperature.grad.item() == pytest.approx(entropy - 6.0, rel=1e-5)
+    # Entropy below the target: the temperature rises (Adam's first step is lr * sign).
+    assert entropy < 6.0
+    assert sac.log_temperature.item() == pytest.approx(before + 3e-4, rel=1e-3)
+
+
+def test_actor_step_gives_the_critic_no_gradient() -> None:
+    sac = _sac()
+    sac.critic.zero_grad(set_to_none=True)
+    obs = {"x": torch.randn(8, OBS)}
+    sac._actor_step(obs["x"], obs)
+    assert all(p.grad is None for p in sac.critic.parameters())
+    assert all(p.requires_grad for p in sac.critic.parameters())
+    assert any(p.grad is not None for p in sac.policy.parameters())
+
+
+def test_constructor_checks_and_defaults() -> None:
+    norm = Normalizer()
+    norm.params["obs.x"] = (torch.ones(OBS), torch.zeros(OBS))
+    norm.params["action"] = (torch.ones(ACT), torch.zeros(ACT))
+    policy = GaussianPolicy(GaussianPolicyConfig(["x"], OBS, ACT, [16]), norm, {})
+    critic = CriticEnsemble(CriticConfig(OBS, ACT, 3, [16]))
+
+    def make(**kw: object) -> SAC:
+        return SAC(policy, critic, make_target(critic), SACConfig(**kw))  # type: ignore[arg-type]
+
+    assert make().temperature == pytest.approx(1.0)  # default initial temperature
+    make(batch_size=1, utd=1, target_subset=1)
+    make(target_subset=3)
+    for bad in ({"batch_size": 0}, {"utd": 0}):
+        with pytest.raises(ConfigError, match="^utd and batch_size must be >= 1, got"):
+            make(**bad)
+    for subset in (0, 4):
+        with pytest.raises(ConfigError, match=r"must be in \[1, 3\] \(the number of critics\)"):
+            make(target_subset=subset)
