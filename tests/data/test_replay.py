@@ -154,3 +154,26 @@ def test_load_state_dict_names_a_missing_or_misshapen_entry(missing: str) -> Non
         _buffer(8).load_state_dict(wrong_width)
     with pytest.raises(CheckpointError, match="^replay state has no 'pos' entry$"):
         _buffer(8).load_state_dict({k: v for k, v in state.items() if k != "pos"})
+
+
+def test_mixed_sampler_edges_and_seeding() -> None:
+    buf = _buffer(16)
+    _add(buf, [float(i) for i in range(1, 9)])
+    # Ratio 0 needs no offline data; ratio 1 never touches the (here empty) online buffer.
+    online_only = MixedSampler(buf, None, 0.0).sample(4, torch.Generator().manual_seed(0))
+    assert (online_only["rewards"] >= 1.0).all()
+    offline_only = MixedSampler(_buffer(4), _offline(), 1.0).sample(5)
+    assert (offline_only["rewards"] == -1.0).all() and offline_only["actions"].shape == (5, 1)
+    # Both parts draw from the given generator only: the global RNG does not matter.
+    offline = _offline()
+    offline.rewards = -torch.arange(1.0, 21.0)  # distinguishable offline rows
+    sampler = MixedSampler(buf, offline, 0.5)
+    torch.manual_seed(1)
+    a = sampler.sample(64, torch.Generator().manual_seed(7))
+    torch.manual_seed(2)
+    b = sampler.sample(64, torch.Generator().manual_seed(7))
+    assert torch.equal(a["rewards"], b["rewards"]) and torch.equal(a["obs"]["x"], b["obs"]["x"])
+    with pytest.raises(ConfigError, match=r"^offline dataset lacks observation keys \['y'\]$"):
+        MixedSampler(
+            ReplayBuffer(4, {**OBS_SHAPES, "y": ((1,), torch.float32)}, 1), _offline(), 0.5
+        )
