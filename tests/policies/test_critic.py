@@ -158,3 +158,30 @@ def test_random_subset_min_matches_full_evaluation() -> None:
         )
         slow = CriticEnsemble.subset_min(full, 2, generator=torch.Generator().manual_seed(seed))
         assert torch.allclose(fast, slow, atol=1e-6)
+
+
+def test_subset_min_defaults_to_two_members_without_replacement() -> None:
+    # Members answer 0, 1, 2: the pair {1, 2} gives 1, pairs with member 0 give 0; all three
+    # members would always give 0.
+    q = torch.tensor([[0.0], [1.0], [2.0]])
+    outcomes = {
+        float(CriticEnsemble.subset_min(q, generator=torch.Generator().manual_seed(s)))
+        for s in range(40)
+    }
+    assert outcomes == {0.0, 1.0}
+
+
+def test_load_errors_name_the_file_and_the_net(tmp_path) -> None:
+    critic = _critic()
+    extra_config, extra_files = critic_checkpoint(critic, make_target(critic))
+    save_policy_dir(tmp_path / "p", extra_config, {"x": torch.zeros(1)}, extra_files=extra_files)
+    path = tmp_path / "p" / "config.json"
+    good = json.loads(path.read_text())
+    bad = {**good, "critic": {**good["critic"], "mystery": 1}}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'p'}: invalid critic config: "):
+        load_critic(tmp_path / "p")
+    bad = {**good, "critic": {**good["critic"], "hidden_dims": [32, 32]}}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match=": critic weights do not match the critic config"):
+        load_critic(tmp_path / "p")
