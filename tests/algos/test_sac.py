@@ -7,7 +7,7 @@ import torch
 
 from robot_rl.algos.sac import SAC, SACConfig
 from robot_rl.data import Normalizer
-from robot_rl.errors import ConfigError
+from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble, make_target
 from robot_rl.policies.gaussian import GaussianPolicy, GaussianPolicyConfig
 
@@ -79,9 +79,21 @@ def test_update_changes_every_critic_and_the_actor() -> None:
 
 
 def test_actor_reduction_mean_vs_min() -> None:
-    for reduce in ("mean", "min"):
+    # Members answer the constants 0, 1, 2, 3 whatever the input: the actor's Q is their mean
+    # (1.5) or min (0), and the actor loss is temperature * log pi - Q with temperature 0.5.
+    for reduce, q_pi in (("mean", 1.5), ("min", 0.0)):
         sac = _sac(actor_reduce=reduce)
-        assert torch.isfinite(sac.update(_batch(16))["train/q_pi_mean"])
+        last = sac.critic.net[-1]
+        with torch.no_grad():
+            last.weight.zero_()
+            shape = (-1,) + (1,) * (last.bias.dim() - 1)
+            last.bias.copy_(torch.arange(4.0).reshape(shape).expand_as(last.bias))
+        obs = {"x": torch.randn(8, OBS)}
+        metrics = sac._actor_step(obs["x"], obs)
+        assert metrics["train/q_pi_mean"].item() == pytest.approx(q_pi, abs=1e-6), reduce
+        log_pi_mean = -metrics["train/entropy"].item()
+        assert metrics["train/actor_loss"].item() == pytest.approx(0.5 * log_pi_mean - q_pi)
+        assert metrics["train/temperature"].item() == pytest.approx(0.5)
     with pytest.raises(ConfigError):
         _sac(actor_reduce="max")
     with pytest.raises(ConfigError, match="target_subset"):
@@ -102,6 +114,8 @@ def test_state_dict_round_trip_continues_identically() -> None:
     torch.manual_seed(5)
     mb = b.update(batch)
     assert torch.allclose(ma["train/critic_loss"], mb["train/critic_loss"])
+    with pytest.raises(CheckpointError, match="learner state does not match this configuration"):
+        _sac(num_critics=2).load_state_dict(tensors, meta)
     assert all(
         torch.equal(x, y) for x, y in zip(a.critic.parameters(), b.critic.parameters(), strict=True)
     )
@@ -130,3 +144,109 @@ def test_compiled_critic_updates_like_the_eager_one() -> None:
     assert list(got) == list(expected)  # compiling in place keeps the checkpoint names
     for name, value in expected.items():
         torch.testing.assert_close(got[name], value, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("actor_full_batch", [False, True])
+def test_update_feeds_each_critic_step_its_own_minibatch(actor_full_batch: bool) -> None:
+    """utd = 3 critic steps on consecutive rows [0, 8), [8, 16), [16, 24) with r' = 2 r + 0.5
+    and not_done = 1 - terminal; the actor sees the last 8 rows (or all 24 for WSRL)."""
+    sac = _sac(utd=3, reward_scale=2.0, reward_bias=0.5, actor_full_batch=actor_full_batch)
+    # A non-trivial action normalizer: normalized = 0.5 * a + 0.25 (inputs stay in the box).
+    sac.policy.normalizer.params["action"] = (torch.full((ACT,), 0.5), torch.full((ACT,), 0.25))
+    terminals = (torch.arange(24) % 3 == 0).float()
+    batch = _batch(24, terminals)
+    batch["rewards"] = torch.arange(24.0)
+    seen: list[tuple] = []
+    real_critic_step, real_actor_step = sac._critic_step, sac._actor_step
+
+    def critic_step(obs, action, reward, not_done, next_obs, rows):  # type: ignore[no-untyped-def]
+        seen.append(("critic", obs, action, reward, not_done, next_obs, rows))
+        return real_critic_step(obs, action, reward, not_done, next_obs, rows)
+
+    def actor_step(obs, obs_dict):  # type: ignore[no-untyped-def]
+        seen.append(("actor", obs, obs_dict))
+        return real_actor_step(obs, obs_dict)
+
+    sac._critic_step, sac._actor_step = critic_step, actor_step  # type: ignore[method-assign]
+    sac.update(batch)
+    assert [s[0] for s in seen] == ["critic"] * 3 + ["actor"]
+    for i, (_, obs, action, reward, not_done, next_obs, rows) in enumerate(seen[:3]):
+        r = slice(8 * i, 8 * (i + 1))
+        assert torch.equal(obs, batch["obs"]["x"][r])
+        assert torch.equal(next_obs, batch["next_obs"]["x"][r])
+        assert torch.equal(rows["next_obs"]["x"], batch["next_obs"]["x"][r])
+        torch.testing.assert_close(action, 0.5 * batch["actions"][r] + 0.25)
+        torch.testing.assert_close(reward, 2.0 * torch.arange(24.0)[r] + 0.5)
+        torch.testing.assert_close(not_done, 1.0 - terminals[r])
+    actor_rows = slice(0, 24) if actor_full_batch else slice(16, 24)
+    assert torch.equal(seen[3][1], batch["obs"]["x"][actor_rows])
+    assert torch.equal(seen[3][2]["x"], batch["obs"]["x"][actor_rows])
+    with pytest.raises(ConfigError, match="needs utd \\* batch_size = 24 rows, got 16"):
+        sac.update(_batch(16))
+
+
+def test_critic_loss_is_the_sum_over_members_of_mean_squared_td_error() -> None:
+    # Members output the constants 0..3, the target net 2: y = r + 0.5 * (1 - term) * 2.
+    sac = _sac(utd=1, entropy_backup=False, discount=0.5, reward_scale=1.0, reward_bias=0.0)
+    last = sac.critic.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        shape = (-1,) + (1,) * (last.bias.dim() - 1)
+        last.bias.copy_(torch.arange(4.0).reshape(shape).expand_as(last.bias))
+    _constant_target(sac, 2.0)
+    terminals = torch.tensor([0.0, 1.0] * 4)
+    batch = _batch(8, terminals)
+    batch["rewards"] = torch.linspace(-1.0, 1.0, 8)
+    y = batch["rewards"] + 0.5 * (1.0 - terminals) * 2.0
+    per_member = [((e - y) ** 2).mean().item() for e in range(4)]
+    metrics = sac.update(batch, update_actor=False)
+    # The logged loss is the summed loss divided by the number of members.
+    assert metrics["train/critic_loss"].item() == pytest.approx(sum(per_member) / 4)
+    assert metrics["train/q_mean"].item() == pytest.approx(1.5)
+    assert metrics["train/td_target_mean"].item() == pytest.approx(y.mean().item())
+
+
+def test_temperature_gradient_is_entropy_minus_target() -> None:
+    # d/d(log alpha) of -(log alpha * (log pi + H_target)).mean() = -(mean log pi + H_target)
+    # = entropy - H_target, with H_target = per-dim target * action_dim (3 * 2 here).
+    sac = _sac(target_entropy_per_dim=3.0)
+    assert sac.target_entropy == 6.0
+    obs = {"x": torch.randn(8, OBS)}
+    before = sac.log_temperature.item()
+    metrics = sac._actor_step(obs["x"], obs)
+    entropy = metrics["train/entropy"].item()
+    assert sac.log_temperature.grad.item() == pytest.approx(entropy - 6.0, rel=1e-5)
+    # Entropy below the target: the temperature rises (Adam's first step is lr * sign).
+    assert entropy < 6.0
+    assert sac.log_temperature.item() == pytest.approx(before + 3e-4, rel=1e-3)
+
+
+def test_actor_step_gives_the_critic_no_gradient() -> None:
+    sac = _sac()
+    sac.critic.zero_grad(set_to_none=True)
+    obs = {"x": torch.randn(8, OBS)}
+    sac._actor_step(obs["x"], obs)
+    assert all(p.grad is None for p in sac.critic.parameters())
+    assert all(p.requires_grad for p in sac.critic.parameters())
+    assert any(p.grad is not None for p in sac.policy.parameters())
+
+
+def test_constructor_checks_and_defaults() -> None:
+    norm = Normalizer()
+    norm.params["obs.x"] = (torch.ones(OBS), torch.zeros(OBS))
+    norm.params["action"] = (torch.ones(ACT), torch.zeros(ACT))
+    policy = GaussianPolicy(GaussianPolicyConfig(["x"], OBS, ACT, [16]), norm, {})
+    critic = CriticEnsemble(CriticConfig(OBS, ACT, 3, [16]))
+
+    def make(**kw: object) -> SAC:
+        return SAC(policy, critic, make_target(critic), SACConfig(**kw))  # type: ignore[arg-type]
+
+    assert make().temperature == pytest.approx(1.0)  # default initial temperature
+    make(batch_size=1, utd=1, target_subset=1)
+    make(target_subset=3)
+    for bad in ({"batch_size": 0}, {"utd": 0}):
+        with pytest.raises(ConfigError, match="^utd and batch_size must be >= 1, got"):
+            make(**bad)
+    for subset in (0, 4):
+        with pytest.raises(ConfigError, match=r"must be in \[1, 3\] \(the number of critics\)"):
+            make(target_subset=subset)

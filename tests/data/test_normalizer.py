@@ -87,3 +87,54 @@ def test_incomplete_state_dict_and_unknown_field() -> None:
         Normalizer.from_state_dict({"normalizer.action.scale": torch.ones(2)})
     with pytest.raises(KeyError, match="no field 'action'"):
         Normalizer().normalize_action(torch.zeros(2))
+
+
+def test_default_prefix_is_the_on_disk_layout() -> None:
+    # Saved policies hold `normalizer.<field>.scale/offset`; the defaults must write and read
+    # exactly those names (a renamed default would orphan every saved checkpoint).
+    norm = Normalizer({"action": (torch.tensor([2.0]), torch.tensor([-1.0]))})
+    assert set(norm.state_dict()) == {"normalizer.action.scale", "normalizer.action.offset"}
+    fresh = Normalizer()
+    fresh.load_state_dict(
+        {"normalizer.action.scale": torch.tensor([4.0]), "normalizer.action.offset": torch.zeros(1)}
+    )
+    assert fresh.normalize_action(torch.tensor([0.5])).item() == 2.0
+
+
+def test_std_floor_default_and_passed_through_fit() -> None:
+    # Values +-0.1 around 3: std 0.1, above the default floor 1e-2, so the scale is 1/0.1.
+    data = torch.tensor([[2.9], [3.1]], dtype=torch.float64)
+    norm = Normalizer()
+    norm.fit_field("obs.x", data, "gaussian")
+    scale, offset = norm.params["obs.x"]
+    torch.testing.assert_close(scale, torch.tensor([10.0]))
+    torch.testing.assert_close(offset, torch.tensor([-30.0]))
+    # Normalizer.fit hands its own floor to every observation field: 0.5 beats std 0.1.
+    episode = {
+        "obs": {"x": np.array([[2.9], [3.1]])},
+        "next_obs": {"x": np.array([[2.9], [3.1]])},
+        "actions": np.array([[0.0], [1.0]]),
+        "rewards": np.zeros(2),
+        "dones": np.zeros(2),
+    }
+    fitted = Normalizer.fit(OfflineDataset.from_episodes([episode]), min_std=0.5)
+    torch.testing.assert_close(fitted.params["obs.x"][0], torch.tensor([2.0]))
+
+
+def test_normalize_keeps_the_input_float_dtype() -> None:
+    norm = Normalizer({"action": (torch.tensor([2.0]), torch.tensor([-1.0]))})
+    for dtype in (torch.float64, torch.bfloat16):
+        out = norm.normalize_action(torch.tensor([0.75], dtype=dtype))
+        assert out.dtype == dtype and out.item() == 0.5
+    # Integer data (e.g. a step counter) is promoted to float32, not truncated.
+    assert norm.normalize_action(torch.tensor([1])).dtype == torch.float32
+
+
+def test_errors_name_the_problem() -> None:
+    norm = Normalizer()
+    with pytest.raises(ValueError, match="unknown normalization mode 'zscore'"):
+        norm.fit_field("obs.a", torch.zeros(2, 1), "zscore")
+    norm.fit_field("obs.a", torch.randn(4, 1), "gaussian")
+    norm.fit_field("action", torch.randn(4, 1), "minmax")
+    with pytest.raises(KeyError, match="no field 'obs.b'; fitted: obs.a, action"):
+        norm.normalize("obs.b", torch.zeros(1))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from robot_rl.data import Normalizer, read_robomimic, write_robomimic
@@ -125,6 +125,7 @@ def test_sequences_pad_at_the_edges_and_never_cross_episodes(
     st.integers(0, 2**16),
     st.floats(1e-3, 1e3),
 )
+@example(2, 3, "minmax", 1, 0.0078125)  # a narrow column that broke a fixed 1e-3 tolerance
 def test_normalizer_round_trip_and_fit(n: int, d: int, mode: str, seed: int, spread: float) -> None:
     rng = np.random.default_rng(seed)
     data = torch.from_numpy(rng.normal(size=(n, d)) * spread + rng.normal(size=d) * 10)
@@ -143,7 +144,10 @@ def test_normalizer_round_trip_and_fit(n: int, d: int, mode: str, seed: int, spr
         lo, hi = ref.amin(0), ref.amax(0)
         wide = (hi - lo) >= 1e-6
         ref_y = 2 * (ref[:, wide] - lo[wide]) / (hi - lo)[wide] - 1
-        torch.testing.assert_close(y[:, wide].double(), ref_y, atol=1e-3, rtol=1e-4)
+        # x * scale + offset in float32 cancels: its error is ~eps32 * |x| * 2 / span, which a
+        # narrow column (span 1e-3 at values ~30) makes larger than 1e-3.
+        cancel = 1e-6 * float(ref.abs().max() / (hi - lo)[wide].min()) if wide.any() else 0.0
+        torch.testing.assert_close(y[:, wide].double(), ref_y, atol=1e-3 + cancel, rtol=1e-4)
         assert torch.all(y[:, 0] == 0.0) and norm.params["f"][0][0] == 1.0
     # state_dict round trip gives the same map.
     loaded = Normalizer.from_state_dict(norm.state_dict("p."), "p.")

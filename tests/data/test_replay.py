@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -93,3 +95,85 @@ def test_mixed_sampler_bad_config() -> None:
         MixedSampler(_buffer(), None, 0.5)
     with pytest.raises(ConfigError, match="offline_ratio"):
         MixedSampler(_buffer(), _offline(), 1.5)
+
+
+def test_storage_keeps_image_dtype_and_for_space_picks_keys() -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    space = gym.spaces.Dict(
+        {
+            "image": gym.spaces.Box(0, 255, (2, 2, 3), np.uint8),
+            "x": gym.spaces.Box(-1.0, 1.0, (2,), np.float64),
+            "unused": gym.spaces.Box(-1.0, 1.0, (5,), np.float32),
+        }
+    )
+    buf = ReplayBuffer.for_space(4, space, action_dim=1, keys=["image", "x"])
+    assert buf.obs_keys == ["image", "x"]
+    assert buf.obs["image"].dtype == torch.uint8 and buf.next_obs["image"].dtype == torch.uint8
+    assert buf.obs["x"].dtype == torch.float32  # float64 observations are stored as float32
+    image = torch.full((1, 2, 2, 3), 200, dtype=torch.uint8)
+    x = torch.tensor([[0.25, -0.5]], dtype=torch.float64)
+    extra = torch.zeros(1, 5)
+    buf.add({"image": image, "x": x, "unused": extra}, torch.ones(1, 1), torch.ones(1),
+            {"image": image, "x": x, "unused": extra}, torch.ones(1, dtype=torch.bool))  # fmt: skip
+    batch = buf.sample(3, torch.Generator().manual_seed(0))
+    assert batch["obs"]["image"].dtype == torch.uint8 and (batch["obs"]["image"] == 200).all()
+    assert batch["terminals"].dtype == torch.float32 and (batch["terminals"] == 1.0).all()
+    assert set(ReplayBuffer.for_space(4, space, 1).obs_keys) == {"image", "x", "unused"}
+
+
+def test_errors_name_the_problem() -> None:
+    with pytest.raises(ConfigError, match="^replay capacity must be >= 1, got 0$"):
+        ReplayBuffer(0, OBS_SHAPES, 1)
+    buf = _buffer(2)
+    with pytest.raises(ConfigError, match="^cannot sample from an empty replay buffer$"):
+        buf.sample(1)
+    with pytest.raises(ConfigError, match="^cannot add 3 transitions to a buffer of capacity 2$"):
+        _add(buf, [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("missing", ["obs.x", "next_obs.x", "actions", "rewards", "terminals"])
+def test_load_state_dict_names_a_missing_or_misshapen_entry(missing: str) -> None:
+    src = _buffer(8)
+    _add(src, [1.0, 2.0, 3.0])
+    state = src.state_dict()
+    assert state["pos"].dtype == torch.int64 and state["pos"].tolist() == [3, 3, 8]
+    assert state["actions"].shape == (3, 1)  # only the filled rows
+    short = {k: v for k, v in state.items() if k != missing}
+    with pytest.raises(
+        CheckpointError, match=rf"^replay state entry '{missing}' is None, expected \(3,"
+    ):
+        _buffer(8).load_state_dict(short)
+    wrong_rows = {**state, missing: state[missing][:2]}
+    got = tuple(state[missing][:2].shape)
+    with pytest.raises(CheckpointError, match=rf"'{missing}' is {re.escape(str(got))}, expected"):
+        _buffer(8).load_state_dict(wrong_rows)
+    wrong_width = {**state, missing: torch.zeros(3, 7)}
+    with pytest.raises(CheckpointError, match=rf"'{missing}' is \(3, 7\)"):
+        _buffer(8).load_state_dict(wrong_width)
+    with pytest.raises(CheckpointError, match="^replay state has no 'pos' entry$"):
+        _buffer(8).load_state_dict({k: v for k, v in state.items() if k != "pos"})
+
+
+def test_mixed_sampler_edges_and_seeding() -> None:
+    buf = _buffer(16)
+    _add(buf, [float(i) for i in range(1, 9)])
+    # Ratio 0 needs no offline data; ratio 1 never touches the (here empty) online buffer.
+    online_only = MixedSampler(buf, None, 0.0).sample(4, torch.Generator().manual_seed(0))
+    assert (online_only["rewards"] >= 1.0).all()
+    offline_only = MixedSampler(_buffer(4), _offline(), 1.0).sample(5)
+    assert (offline_only["rewards"] == -1.0).all() and offline_only["actions"].shape == (5, 1)
+    # Both parts draw from the given generator only: the global RNG does not matter.
+    offline = _offline()
+    offline.rewards = -torch.arange(1.0, 21.0)  # distinguishable offline rows
+    sampler = MixedSampler(buf, offline, 0.5)
+    torch.manual_seed(1)
+    a = sampler.sample(64, torch.Generator().manual_seed(7))
+    torch.manual_seed(2)
+    b = sampler.sample(64, torch.Generator().manual_seed(7))
+    assert torch.equal(a["rewards"], b["rewards"]) and torch.equal(a["obs"]["x"], b["obs"]["x"])
+    with pytest.raises(ConfigError, match=r"^offline dataset lacks observation keys \['y'\]$"):
+        MixedSampler(
+            ReplayBuffer(4, {**OBS_SHAPES, "y": ((1,), torch.float32)}, 1), _offline(), 0.5
+        )

@@ -158,3 +158,84 @@ def test_random_subset_min_matches_full_evaluation() -> None:
         )
         slow = CriticEnsemble.subset_min(full, 2, generator=torch.Generator().manual_seed(seed))
         assert torch.allclose(fast, slow, atol=1e-6)
+
+
+def test_subset_min_defaults_to_two_members_without_replacement() -> None:
+    # Members answer 0, 1, 2: the pair {1, 2} gives 1, pairs with member 0 give 0; all three
+    # members would always give 0.
+    q = torch.tensor([[0.0], [1.0], [2.0]])
+    outcomes = {
+        float(CriticEnsemble.subset_min(q, generator=torch.Generator().manual_seed(s)))
+        for s in range(40)
+    }
+    assert outcomes == {0.0, 1.0}
+
+
+def test_load_errors_name_the_file_and_the_net(tmp_path) -> None:
+    critic = _critic()
+    extra_config, extra_files = critic_checkpoint(critic, make_target(critic))
+    save_policy_dir(tmp_path / "p", extra_config, {"x": torch.zeros(1)}, extra_files=extra_files)
+    path = tmp_path / "p" / "config.json"
+    good = json.loads(path.read_text())
+    bad = {**good, "critic": {**good["critic"], "mystery": 1}}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'p'}: invalid critic config: "):
+        load_critic(tmp_path / "p")
+    bad = {**good, "critic": {**good["critic"], "hidden_dims": [32, 32]}}
+    path.write_text(json.dumps(bad))
+    with pytest.raises(CheckpointError, match=": critic weights do not match the critic config"):
+        load_critic(tmp_path / "p")
+
+
+def test_draw_members_bounds_defaults_and_seeding() -> None:
+    from robot_rl.policies.critic import draw_members
+
+    # Default: without replacement, so drawing every member is a permutation.
+    assert sorted(draw_members(4, 4, generator=torch.Generator().manual_seed(0)).tolist()) == [
+        0, 1, 2, 3,
+    ]  # fmt: skip
+    assert draw_members(4, 1).shape == (1,)
+    repeats = draw_members(2, 50, replace=True, generator=torch.Generator().manual_seed(0))
+    assert set(repeats.tolist()) == {0, 1}
+    for replace in (False, True):
+        torch.manual_seed(1)
+        a = draw_members(5, 3, replace, torch.Generator().manual_seed(4))
+        torch.manual_seed(2)
+        b = draw_members(5, 3, replace, torch.Generator().manual_seed(4))
+        assert torch.equal(a, b)  # the generator alone decides
+    with pytest.raises(
+        ConfigError, match=r"^target subset size 0 invalid for 4 critics \(replace=False\)$"
+    ):
+        draw_members(4, 0)
+    with pytest.raises(ConfigError, match="target subset size 5 invalid for 4 critics"):
+        draw_members(4, 5)
+
+
+def test_single_critic_and_error_messages() -> None:
+    one = CriticEnsemble(CriticConfig(obs_dim=2, action_dim=1, num_critics=1))
+    assert one(torch.zeros(3, 2), torch.zeros(3, 1)).shape[:2] == (1, 3)
+    with pytest.raises(ConfigError, match="^num_critics must be >= 1, got 0$"):
+        CriticEnsemble(CriticConfig(obs_dim=2, action_dim=1, num_critics=0))
+    with pytest.raises(ConfigError, match="^unknown critic activation 'nope'; choose from"):
+        CriticEnsemble(CriticConfig(obs_dim=2, action_dim=1, activation="nope"))
+    with pytest.raises(
+        ConfigError, match="^unknown ensemble reduction 'max'; choose 'mean' or 'min'$"
+    ):
+        CriticEnsemble.reduce(torch.zeros(2, 1), "max")  # type: ignore[arg-type]
+
+
+def test_random_subset_min_defaults_to_a_pair_of_distinct_members() -> None:
+    critic = CriticEnsemble(CriticConfig(obs_dim=2, action_dim=1, num_critics=3, hidden_dims=[4]))
+    last = critic.net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        shape = (-1,) + (1,) * (last.bias.dim() - 1)
+        last.bias.copy_(torch.arange(3.0).reshape(shape).expand_as(last.bias))
+    obs, act = torch.zeros(1, 2), torch.zeros(1, 1)
+    outcomes = {
+        float(
+            critic.random_subset_min(obs, act, generator=torch.Generator().manual_seed(s)).detach()
+        )
+        for s in range(40)
+    }
+    assert outcomes == {0.0, 1.0}  # pairs {0,x} give 0, {1,2} gives 1; never a repeated 2

@@ -95,3 +95,50 @@ def test_density_and_samples_by_hand() -> None:
 def test_missing_observation_key_is_named() -> None:
     with pytest.raises(KeyError, match="'b'"):
         _policy().act({"a": torch.zeros(1, 3)})
+
+
+def _fixed_output(policy: GaussianPolicy, mean: list[float], raw_log_std: float = 0.0) -> None:
+    last = [m for m in policy.net.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(mean + [raw_log_std] * len(mean)))
+
+
+def test_log_prob_clips_both_edges_of_the_box() -> None:
+    # Actions exactly at -1 and +1 (e.g. clamped demonstrations) have a finite density, the
+    # density of the clipped action 1 - 1e-4 on each side.
+    policy = _policy()
+    _fixed_output(policy, [0.0] * 4)
+    obs = _obs(2)
+    edge = torch.tensor([[1.0, -1.0, 1.0, -1.0]] * 2)
+    clipped = edge * (1.0 - 1e-4)
+    log_prob = policy.log_prob(obs, edge)
+    assert torch.isfinite(log_prob).all()
+    torch.testing.assert_close(log_prob, policy.log_prob(obs, clipped))
+
+
+def test_act_is_stochastic_by_default_and_clamped_to_the_env_box() -> None:
+    policy = _policy()
+    # Normalized action space twice the env's: unnormalize is a * 2, so tanh(+-3) * 2 leaves
+    # [-1, 1] and must be clamped; tanh(0.1) * 2 = 0.199 stays.
+    policy.normalizer.params["action"] = (torch.full((4,), 0.5), torch.zeros(4))
+    _fixed_output(policy, [3.0, -3.0, 0.1, -0.1], raw_log_std=-1.0)
+    obs = _obs(3)
+    mode = policy.act(obs, deterministic=True)
+    want = torch.tensor([1.0, -1.0, 2 * math.tanh(0.1), -2 * math.tanh(0.1)])
+    torch.testing.assert_close(mode, want.expand(3, 4))
+    torch.manual_seed(0)
+    first = policy.act(obs)
+    second = policy.act(obs)
+    assert not torch.equal(first[:, 2:], second[:, 2:])  # act() samples unless told otherwise
+    assert first.abs().max() <= 1.0 and (first[:, 0] == 1.0).all() and (first[:, 1] == -1.0).all()
+
+
+def test_network_follows_activation_and_layer_norm_settings() -> None:
+    cfg = GaussianPolicyConfig(["a"], 3, 2, [8, 8], activation="tanh", layer_norm=True)
+    policy = GaussianPolicy(cfg, Normalizer(), {})
+    kinds = [type(m) for m in policy.net.modules()]
+    assert kinds.count(torch.nn.LayerNorm) == 2 and kinds.count(torch.nn.Tanh) == 2
+    assert torch.nn.ReLU not in kinds
+    plain = GaussianPolicy(GaussianPolicyConfig(["a"], 3, 2, [8]), Normalizer(), {})
+    assert torch.nn.LayerNorm not in [type(m) for m in plain.net.modules()]

@@ -47,3 +47,59 @@ def test_collector_marks_success_as_terminal() -> None:
     dist = (nxt["goal"] - nxt["robot0_eef_pos"]).norm(dim=1)
     assert (dist < 0.03).all()
     assert collector.pop_stats()["train/success_rate"] == 1.0
+
+
+def test_pop_stats_with_one_finished_episode_averages_by_hand() -> None:
+    env = sim.make("reach", num_envs=2, seed=0)
+    buf = ReplayBuffer.for_space(400, env.observation_space, env.action_dim)
+    collector = Collector(env, buf, seed=0)
+
+    def toward_goal(obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        delta = (obs["goal"] - obs["robot0_eef_pos"]) / env.max_ee_delta
+        return torch.cat([delta.clamp(-1, 1), torch.zeros(2, 1)], dim=1)
+
+    # Step until the first episode ends (a success), then read the stats of exactly one.
+    while buf.terminals[: len(buf)].sum() == 0:
+        collector.collect(toward_goal, 1)
+    rows = len(buf)
+    assert buf.terminals[rows - 2 : rows].sum() == 1  # seeded: one env finishes first
+    done_env = int(buf.terminals[rows - 2 : rows].argmax())
+    env_rows = torch.arange(done_env, rows, 2)
+    stats = collector.pop_stats()
+    assert stats["train/episodes"] == 1.0
+    assert stats["train/success_rate"] == 1.0
+    assert stats["train/episode_length"] == len(env_rows)
+    assert stats["train/episode_return"] == buf.rewards[env_rows].sum().item() == 1.0
+
+
+def test_random_actions_are_uniform_on_the_box_and_seeded() -> None:
+    act = random_actions(500, 4, torch.Generator().manual_seed(3))
+    a = act({})
+    assert a.shape == (500, 4) and a.min() >= -1.0 and a.max() <= 1.0
+    # Uniform on [-1, 1]: both ends reached, mean 0, variance 1/3 (2000 draws, ~5 sigma).
+    assert a.min() < -0.99 and a.max() > 0.99
+    assert abs(a.mean().item()) < 0.07 and abs(a.var().item() - 1 / 3) < 0.03
+    # Drawn from the given generator only: the same seed repeats, the global RNG is unused.
+    torch.manual_seed(0)
+    b = random_actions(500, 4, torch.Generator().manual_seed(3))({})
+    assert torch.equal(a, b)
+    assert not torch.equal(a, act({}))
+
+
+def test_reset_seed_and_step_counter_round_trip() -> None:
+    def first_obs(seed: int) -> torch.Tensor:
+        env = sim.make("reach", num_envs=2, seed=0)
+        buf = ReplayBuffer.for_space(10, env.observation_space, env.action_dim)
+        return Collector(env, buf, seed=seed).obs["goal"]
+
+    assert torch.equal(first_obs(1), first_obs(1))
+    assert not torch.equal(first_obs(1), first_obs(2))
+    env = sim.make("reach", num_envs=2, seed=0)
+    buf = ReplayBuffer.for_space(10, env.observation_space, env.action_dim)
+    collector = Collector(env, buf, seed=0)
+    collector.collect(random_actions(2, env.action_dim, torch.Generator().manual_seed(0)), 2)
+    state = collector.state_dict()
+    assert state == {"env_steps": 4}  # the key saved in fine-tuning checkpoints
+    other = Collector(env, ReplayBuffer.for_space(10, env.observation_space, env.action_dim))
+    other.load_state_dict(state)
+    assert other.env_steps == 4
