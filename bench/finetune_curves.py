@@ -39,7 +39,9 @@ class BenchConfig:
     dataset: Path | None = None
     """Offline data for RLPD and Cal-QL (default: generated into ``out/demos.hdf5``)."""
     algos: list[str] = field(default_factory=lambda: ["wsrl", "rlpd", "sac"])
-    """Methods to run."""
+    """Methods to run (wsrl, rlpd, sac, expo)."""
+    expo_init: Path | None = None
+    """Diffusion start policy for expo (default: trained here into ``out/diffusion``)."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """Seeds per method."""
     env_steps: int = 20_000
@@ -74,6 +76,13 @@ def prepare_start(cfg: BenchConfig) -> tuple[Path, Path]:
             CalQLConfig(dataset=data, out=init, steps=cfg.calql_steps, log_dir=cfg.out / "tb"),
             progress=False,
         )
+    if "expo" in cfg.algos and cfg.expo_init is None and not (cfg.out / "diffusion").exists():
+        from robot_rl.algos.diffusion import DiffusionConfig, train_diffusion
+
+        train_diffusion(
+            DiffusionConfig(dataset=data, out=cfg.out / "diffusion", log_dir=cfg.out / "tb"),
+            progress=False,
+        )
     return data, init
 
 
@@ -91,7 +100,7 @@ def run_all(cfg: BenchConfig, data: Path, init: Path) -> None:
                 FinetuneConfig(
                     algo=algo,  # type: ignore[arg-type]
                     task=cfg.task,
-                    init=init,
+                    init=(cfg.expo_init or cfg.out / "diffusion") if algo == "expo" else init,
                     dataset=data,
                     out=out,
                     env_steps=cfg.env_steps,
