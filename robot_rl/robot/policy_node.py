@@ -123,6 +123,7 @@ class PolicyNodeCore:
         self.qd: np.ndarray | None = None
         self.js_stamp = -np.inf
         self.object_pose: np.ndarray | None = None
+        self._object_poses: list[tuple[float, np.ndarray]] = []
         self.goal: np.ndarray | None = None
         self.success = False
         self.episode_success = False
@@ -148,10 +149,25 @@ class PolicyNodeCore:
             return False
         self.q, self.qd = joint_state_arrays(msg, self.joint_names)
         self.js_stamp = t
+        self._match_object_pose()
         return True
 
     def on_object_pose(self, msg: Any) -> None:
-        self.object_pose = pose_array(msg)
+        t = stamp_seconds(msg.header.stamp)
+        if t < self.fresh_after:
+            return  # from before the reset
+        self._object_poses.append((t, pose_array(msg)))
+        del self._object_poses[:-16]
+        self._match_object_pose()
+
+    def _match_object_pose(self) -> None:
+        """The object pose stamped with the current joint state's time (the robot publishes
+        both per step on separate topics, which arrive in either order), else the newest
+        not after it, else the newest heard."""
+        if not self._object_poses:
+            return
+        before = [p for t, p in self._object_poses if t <= self.js_stamp]
+        self.object_pose = before[-1] if before else self._object_poses[-1][1]
 
     def on_goal_pose(self, msg: Any) -> None:
         self.goal = pose_array(msg)[:3]
@@ -215,6 +231,7 @@ class PolicyNodeCore:
         self.rt.stats = RuntimeStats()  # the warm-up's slow first inference is not a measure
         self.q = None
         self.object_pose = self.goal = None
+        self._object_poses = []
         return True
 
     def tick(self, now: float) -> TickOutput | None:
@@ -281,6 +298,7 @@ class PolicyNodeCore:
         self.success = False
         self.q = None
         self.object_pose = self.goal = None
+        self._object_poses = []
         if self.transitions is not None:
             self.transitions.end_episode()
         if hasattr(self.success_fn, "reset"):
@@ -372,6 +390,9 @@ class DdsPolicyNode:
     def _poll(self) -> bool:
         """Feed every waiting message to the core; True if a new joint state arrived."""
         c = self.core
+        fresh = False
+        for msg in self.js_r.take_all():
+            fresh |= c.on_joint_state(msg)
         for msg in self.obj_r.take_all():
             c.on_object_pose(msg)
         for msg in self.goal_r.take_all():
@@ -387,8 +408,7 @@ class DdsPolicyNode:
         for msg in self.succ_r.take_all():
             c.on_success(msg)
             self._n_success += 1
-        fresh = False
-        for msg in self.js_r.take_all():
+        for msg in self.js_r.take_all():  # states that arrived while the poses were read
             fresh |= c.on_joint_state(msg)
         return fresh
 
