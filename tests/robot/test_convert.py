@@ -153,3 +153,24 @@ def test_policy_core_reports_the_episode_success_it_ended_on(bc_policy) -> None:
         # success reported after the 2nd command ends the episode there; the other runs on to
         # the horizon
         assert outcomes == [(True, 2), (False, 5)]
+
+
+def test_policy_core_pairs_the_object_pose_with_the_joint_state_by_stamp(bc_policy) -> None:
+    """Poses and joint states come on separate topics in either order: the observation uses
+    the pose stamped with the joint state, not whichever arrived last."""
+    from robot_rl.robot.runtime import PolicyRuntime
+
+    names, pos = NAMES, Q
+    p1, p2, p3 = ([x, 0.1, 0.02, 1.0, 0.0, 0.0, 0.0] for x in (0.41, 0.42, 0.43))
+    with PolicyRuntime(bc_policy, async_inference=False) as rt:
+        core = PolicyNodeCore(rt)
+        core.on_object_pose(c.pose_stamped_msg(RB, 1.0, p1))
+        core.on_object_pose(c.pose_stamped_msg(RB, 2.0, p2))
+        assert core.on_joint_state(c.joint_state_msg(RB, 1.0, names, pos, [0.0] * 9))
+        assert core.observation()["object"][0] == pytest.approx(0.41)  # not the newer 0.42
+        assert core.on_joint_state(c.joint_state_msg(RB, 2.0, names, pos, [0.0] * 9))
+        assert core.observation()["object"][0] == pytest.approx(0.42)
+        # the joint state first, its pose just after
+        assert core.on_joint_state(c.joint_state_msg(RB, 3.0, names, pos, [0.0] * 9))
+        core.on_object_pose(c.pose_stamped_msg(RB, 3.0, p3))
+        assert core.observation()["object"][0] == pytest.approx(0.43)
