@@ -194,6 +194,11 @@ class OnlineConfig:
     """Delete an existing ``out`` and start over."""
 
 
+def strip_prefix(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    """The entries under ``prefix``, with it removed (one module's part of a flat file)."""
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def optimizer_tensors(name: str, opt: Any) -> tuple[dict[str, Tensor], list[dict[str, Any]]]:
     """An optimizer's moments as flat tensors ``optim.<name>.<param>.<slot>`` and its
     param groups as JSON (safetensors + JSON, no pickle)."""
@@ -227,4 +232,5 @@ __all__ = [
     "load_optimizer",
     "optimizer_tensors",
     "saved_reward_convention",
+    "strip_prefix",
 ]

@@ -43,6 +43,7 @@ from robot_rl.algos.agent import (
     load_optimizer,
     optimizer_tensors,
     saved_reward_convention,
+    strip_prefix,
 )
 from robot_rl.algos.common import load_task_dataset
 from robot_rl.checkpoint import read_config
@@ -352,7 +353,11 @@ class EXPOAgent:
         self._waiting: dict[str, Tensor] | None = None  # rows [n] awaiting next_base
         self._waiting_mask = torch.zeros(n, dtype=torch.bool, device=dev)
         # Per-step episodes for the base policy's imitation.
-        self._steps_log: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+        # One record per vector step (all envs); env i's running episode starts at step
+        # self._ep_start[i], counted from self._log_base (the first step still held).
+        self._log: list[dict[str, Any]] = []
+        self._log_base = 0
+        self._ep_start = np.zeros(n, dtype=np.int64)
         self._episodes: list[dict[str, Any]] = []
         self._online_data: OfflineDataset | None = None
         self._acting: tuple[Tensor | None, ...] = (None, None, None)  # the policy's queues
@@ -447,25 +452,31 @@ class EXPOAgent:
         self.online.add({k: v[idx] for k, v in rows.items()})
 
     def _log_steps(self, obs, action, reward, terminated, next_obs, done) -> None:  # noqa: ANN001
-        cpu = {k: v.detach().cpu().numpy() for k, v in obs.items()}
-        nxt = {k: v.detach().cpu().numpy() for k, v in next_obs.items()}
-        act, rew = action.detach().cpu().numpy(), reward.detach().cpu().numpy()
-        term = terminated.detach().cpu().numpy()
-        for i in range(self.num_envs):
-            self._steps_log[i].append({"obs": {k: v[i] for k, v in cpu.items()},
-                                       "next_obs": {k: v[i] for k, v in nxt.items()},
-                                       "action": act[i], "reward": rew[i], "term": term[i]})  # fmt: skip
-            if bool(done[i]):
-                steps, self._steps_log[i] = self._steps_log[i], []
-                keys = steps[0]["obs"]
-                self._episodes.append({
-                    "obs": {k: np.stack([s["obs"][k] for s in steps]) for k in keys},
-                    "next_obs": {k: np.stack([s["next_obs"][k] for s in steps]) for k in keys},
-                    "actions": np.stack([s["action"] for s in steps]),
-                    "rewards": np.array([s["reward"] for s in steps], dtype=np.float32),
-                    "dones": np.array([s["term"] for s in steps], dtype=np.float32),
-                })  # fmt: skip
-                self._online_data = None
+        """Keep this vector step (one host copy for all envs); finished envs' episodes become
+        per-step arrays for the base policy's imitation."""
+        self._log.append({
+            "obs": {k: v.detach().cpu().numpy() for k, v in obs.items()},
+            "next_obs": {k: v.detach().cpu().numpy() for k, v in next_obs.items()},
+            "actions": action.detach().cpu().numpy(),
+            "rewards": reward.detach().cpu().numpy().astype(np.float32),
+            "dones": terminated.detach().cpu().numpy().astype(np.float32),
+        })  # fmt: skip
+        now = self._log_base + len(self._log) - 1
+        finished = done.nonzero().flatten().tolist()
+        for i in finished:
+            steps = self._log[self._ep_start[i] - self._log_base :]
+            self._episodes.append({
+                **{part: {k: np.stack([s[part][k][i] for s in steps]) for k in steps[0][part]}
+                   for part in ("obs", "next_obs")},
+                **{name: np.stack([s[name][i] for s in steps])
+                   for name in ("actions", "rewards", "dones")},
+            })  # fmt: skip
+            self._ep_start[i] = now + 1
+        if finished:
+            self._online_data = None
+            drop = int(self._ep_start.min()) - self._log_base
+            del self._log[:drop]
+            self._log_base += drop
 
     # -- updates ---------------------------------------------------------------------------
 
@@ -540,8 +551,8 @@ class EXPOAgent:
     def load_state_dict(self, files: dict[str, dict[str, Tensor]], meta: dict[str, Any]) -> None:
         learner = files["learner"]
         try:
-            self.policy.load_state_dict(_strip(learner, "policy."))
-            self.critic.load_state_dict(_strip(learner, "critic."))
+            self.policy.load_state_dict(strip_prefix(learner, "policy."))
+            self.critic.load_state_dict(strip_prefix(learner, "critic."))
             with torch.no_grad():
                 self.core.log_temperature.copy_(learner["log_temperature"])
             for name, opt in self._optimizers().items():
@@ -592,10 +603,6 @@ class EXPOAgent:
         # Continue the offline run's EMA (decay ~0.999), not restart it from a copy.
         self.policy.ema_update(10_000 + self.imitation_steps)
         return float(loss.detach())
-
-
-def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def _pack(episodes: list[dict[str, Any]]) -> dict[str, Tensor]:

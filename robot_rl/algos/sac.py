@@ -41,7 +41,15 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from robot_rl.algos.agent import Obs, OnlineConfig, RewardConvention, saved_reward_convention
+from robot_rl.algos.agent import (
+    Obs,
+    OnlineConfig,
+    RewardConvention,
+    load_optimizer,
+    optimizer_tensors,
+    saved_reward_convention,
+    strip_prefix,
+)
 from robot_rl.algos.common import load_task_dataset
 from robot_rl.checkpoint import read_config
 from robot_rl.data import Normalizer, OfflineDataset
@@ -257,11 +265,8 @@ class SAC:
         tensors["log_temperature"] = self.log_temperature.detach()
         meta: dict[str, Any] = {}
         for name, opt in self.optimizers.items():
-            state = opt.state_dict()
-            for idx, slots in state["state"].items():
-                for slot, value in slots.items():
-                    tensors[f"optim.{name}.{idx}.{slot}"] = torch.as_tensor(value)
-            meta[name] = state["param_groups"]
+            moments, meta[name] = optimizer_tensors(name, opt)
+            tensors.update(moments)
         return tensors, meta
 
     def load_state_dict(self, tensors: dict[str, Tensor], meta: dict[str, Any]) -> None:
@@ -272,15 +277,11 @@ class SAC:
                 ("critic.", self.critic),
                 ("target.", self.target),
             ):
-                module.load_state_dict(_strip(tensors, prefix))
+                module.load_state_dict(strip_prefix(tensors, prefix))
             with torch.no_grad():
                 self.log_temperature.copy_(tensors["log_temperature"])
             for name, opt in self.optimizers.items():
-                state: dict[int, dict[str, Tensor]] = {}
-                for key, value in _strip(tensors, f"optim.{name}.").items():
-                    idx, slot = key.split(".", 1)
-                    state.setdefault(int(idx), {})[slot] = value
-                opt.load_state_dict({"state": state, "param_groups": meta[name]})
+                load_optimizer(name, opt, tensors, meta[name])
         except (KeyError, RuntimeError, ValueError) as e:
             raise CheckpointError(f"learner state does not match this configuration: {e}") from e
 
@@ -290,10 +291,6 @@ def _rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
         "obs": {k: v[rows] for k, v in batch["obs"].items()},
         "next_obs": {k: v[rows] for k, v in batch["next_obs"].items()},
     }
-
-
-def _strip(tensors: dict[str, Tensor], prefix: str) -> dict[str, Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 # ---- the agent the fine-tuning loop drives ------------------------------------------------

@@ -30,8 +30,8 @@ from robot_rl.algos.agent import Agent, OnlineConfig
 from robot_rl.algos.common import config_json, make_writer, seed_everything, with_matmul_precision
 from robot_rl.checkpoint import CONFIG_FILE, load_extra, load_policy_dir
 from robot_rl.data import Normalizer
-from robot_rl.envs import make_env_checked
-from robot_rl.errors import CheckpointError, ConfigError, OutputExistsError
+from robot_rl.envs import make_env_checked, parse_env_kwargs
+from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.evaluate import check_policy_fits_env, evaluate
 from robot_rl.outputs import DeferredInterrupt, claim_output, clean_leftovers
 from robot_rl.train.collector import Collector
@@ -103,13 +103,7 @@ def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
 
 def env_kwargs(cfg: FinetuneConfig) -> dict[str, Any]:
     """``--env-kwargs`` as a dict, or a one-line ConfigError."""
-    try:
-        value = json.loads(cfg.env_kwargs or "{}")
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"--env-kwargs is not JSON: {e}") from e
-    if not isinstance(value, dict):
-        raise ConfigError(f"--env-kwargs must be a JSON object, got {cfg.env_kwargs!r}")
-    return value
+    return parse_env_kwargs(cfg.env_kwargs)
 
 
 def finetune(
@@ -268,17 +262,8 @@ def _checkpoint_to_resume(cfg: FinetuneConfig) -> Path | None:
         if cfg.out.exists():
             raise CheckpointError(f"{cfg.out} has no checkpoint/ to resume from")
         return None
-    if cfg.out.exists() and not cfg.overwrite:
-        raise OutputExistsError(
-            f"{cfg.out} exists; pass --resume to continue it or --overwrite to replace it"
-        )
-    if cfg.out.exists() and not cfg.out.is_dir():
-        raise OutputExistsError(f"{cfg.out} exists and is not a run directory")
-    run_files = (cfg.out / "curve.json", cfg.out / "checkpoint")
-    if cfg.out.exists() and any(cfg.out.iterdir()) and not any(p.exists() for p in run_files):
-        raise OutputExistsError(
-            f"{cfg.out} is not a fine-tuning run directory; --overwrite replaces only runs"
-        )
+    # An existing out without --overwrite / --resume, or one that is not a run directory, was
+    # refused by claim_output before this.
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from robot_rl.algos.expo import EXPOAgent, EXPOConfig
@@ -51,6 +52,12 @@ def test_chunk_rows_discount_cut_short_chunks_and_wait_for_the_next_decision() -
     assert row["not_done"] == 0 and torch.isclose(row["bootstrap"], torch.tensor(GAMMA**2))
     assert torch.equal(row["action"], plan0["chosen"][1])
     assert torch.equal(row["obs"], torch.tensor([10.0]))
+    # Env 1's finished episode is kept per step for the base policy's imitation.
+    (episode,) = agent._episodes
+    np.testing.assert_array_equal(episode["actions"], torch.stack([a0[1], a1[1]]).numpy())
+    np.testing.assert_array_equal(episode["rewards"], [2.0, 4.0])
+    np.testing.assert_array_equal(episode["dones"], [0.0, 1.0])
+    np.testing.assert_array_equal(episode["obs"]["x"][:, 0], [10.0, 11.0])
     # Actions executed are the chosen chunk, step by step.
     assert torch.allclose(torch.stack([a0[0, 0], a1[0, 0]]), plan0["chosen"][0], atol=1e-6)
     # Next decision: env 0's waiting row takes the base samples drawn at s' itself.
