@@ -40,7 +40,7 @@ class DdsRecorder:
         success_topic: str = "/success",
         reset_topic: str = "/reset",
         intervention_topic: str = "/intervention",
-        reorder_s: float = 0.05,
+        reorder_s: float = 0.25,
         settle_s: float = 0.5,
     ) -> None:
         from robot_rl.robot import dds
