@@ -16,7 +16,7 @@ from sim.vec_env import Obs, VecEnv, check_vec_env
 if TYPE_CHECKING:
     from sim.tasks.base import ManipulationEnv
 
-BACKENDS = ("mujoco",)
+BACKENDS = ("mujoco", "mujoco_warp")
 _TASK_CLASSES = {
     "reach": ("sim.tasks.reach", "ReachEnv"),
     "push": ("sim.tasks.cube", "PushEnv"),

@@ -342,7 +342,11 @@ def _make_backend(name: str, xml: str, num_envs: int, device: torch.device):
         from sim.backends.mujoco_cpu import MujocoBackend
 
         return MujocoBackend(xml, num_envs, device)
-    raise SimError(f"unknown backend {name!r}; available here: ['mujoco']")
+    if name == "mujoco_warp":
+        from sim.backends.mujoco_warp import MujocoWarpBackend
+
+        return MujocoWarpBackend(xml, num_envs, device)
+    raise SimError(f"unknown backend {name!r}; choose from ['mujoco', 'mujoco_warp']")
 
 
 def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
