@@ -6,9 +6,13 @@ distributions, controllers) lives in the task and is written once, batched in to
 
 from __future__ import annotations
 
+import copy
+
 import mujoco
 import numpy as np
 import torch
+
+from sim.randomization import check_field
 
 
 class MujocoBackend:
@@ -16,6 +20,9 @@ class MujocoBackend:
 
     State read back after each step: ``qpos`` [N, nq], ``qvel`` [N, nv], ``site_xpos``
     [N, nsite, 3], ``site_xmat`` [N, nsite, 3, 3], float32 on ``device``.
+
+    All envs share one ``MjModel`` until domain randomization first sets a per-env field
+    (:meth:`set_model_field`); from then on each env steps its own copy.
     """
 
     name = "mujoco"
@@ -25,6 +32,7 @@ class MujocoBackend:
         self.num_envs = num_envs
         self.device = torch.device(device)
         self.datas = [mujoco.MjData(self.model) for _ in range(num_envs)]
+        self.models: list[mujoco.MjModel] = [self.model] * num_envs
         m = self.model
         # Host-side staging arrays, refilled in place each step (no per-step allocation).
         self._qpos = np.zeros((num_envs, m.nq))
@@ -59,10 +67,9 @@ class MujocoBackend:
     def step(self, ctrl: torch.Tensor, nsteps: int) -> None:
         """Hold ``ctrl`` [N, nu] for ``nsteps`` physics steps in every env."""
         ctrl_np = ctrl.detach().to("cpu", torch.float64).numpy()
-        m = self.model
         for i, d in enumerate(self.datas):
             d.ctrl[:] = ctrl_np[i]
-            mujoco.mj_step(m, d, nsteps)
+            mujoco.mj_step(self.models[i], d, nsteps)
         self._read_state()
 
     def reset_envs(
@@ -73,9 +80,8 @@ class MujocoBackend:
         qpos_np = qpos.detach().to("cpu", torch.float64).numpy()
         qvel_np = qvel.detach().to("cpu", torch.float64).numpy()
         ctrl_np = ctrl.detach().to("cpu", torch.float64).numpy()
-        m = self.model
         for k, i in enumerate(ids):
-            d = self.datas[i]
+            d, m = self.datas[i], self.models[i]
             mujoco.mj_resetData(m, d)
             d.qpos[:] = qpos_np[k]
             d.qvel[:] = qvel_np[k]
@@ -87,9 +93,8 @@ class MujocoBackend:
         """Stacked [translational; rotational] Jacobian of a site, [N, 6, len(dof_ids)]."""
         cols = dof_ids.cpu().numpy()
         out = np.empty((self.num_envs, 6, len(cols)))
-        m = self.model
         for i, d in enumerate(self.datas):
-            mujoco.mj_jacSite(m, d, self._jacp, self._jacr, site_id)
+            mujoco.mj_jacSite(self.models[i], d, self._jacp, self._jacr, site_id)
             out[i, :3] = self._jacp[:, cols]
             out[i, 3:] = self._jacr[:, cols]
         return torch.from_numpy(out).to(self.device, torch.float32)
@@ -97,3 +102,19 @@ class MujocoBackend:
     def get_flat_state(self) -> torch.Tensor:
         """MuJoCo physics state (qpos, qvel) per env, float64 for exact replay, [N, nq + nv]."""
         return torch.from_numpy(np.concatenate([self._qpos, self._qvel], axis=1).copy())
+
+    # ---- domain randomization ----------------------------------------------------------------
+
+    def model_field(self, name: str) -> torch.Tensor:
+        """Per-env values of a randomizable model field, ``[N, *shape]`` float64 (a copy, exact)."""
+        check_field(name)
+        return torch.from_numpy(np.stack([getattr(m, name) for m in self.models]))
+
+    def set_model_field(self, name: str, env_ids: torch.Tensor, values: torch.Tensor) -> None:
+        """Set a model field for the envs in ``env_ids`` (``values`` [k, *shape])."""
+        check_field(name)
+        if self.models[0] is self.model:  # first write: give every env its own model
+            self.models = [copy.copy(self.model) for _ in range(self.num_envs)]
+        vals = values.detach().to("cpu", torch.float64).numpy()
+        for k, i in enumerate(torch.as_tensor(env_ids).tolist()):
+            getattr(self.models[i], name)[:] = vals[k]

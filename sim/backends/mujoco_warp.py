@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from sim.errors import SimError
+from sim.randomization import check_field
 
 try:  # optional dependency: the ``warp`` extra
     import mujoco_warp as mjw
@@ -42,15 +43,6 @@ except ImportError as _e:  # pragma: no cover - exercised only where the extra i
 else:
     _IMPORT_ERROR = None
 
-RANDOMIZABLE_FIELDS = (
-    "geom_friction",
-    "body_mass",
-    "body_inertia",
-    "dof_damping",
-    "actuator_gainprm",
-    "actuator_biasprm",
-)
-"""Model fields domain randomization may set per env (MjModel names)."""
 
 # Overflow bits that mean a buffer is too small (the solver-iteration bits are not sizing).
 _SIZING_BITS = {
@@ -184,7 +176,7 @@ class MujocoWarpBackend:
 
     def model_field(self, name: str) -> torch.Tensor:
         """Per-env values of a randomizable model field, ``[N, *shape]`` (a copy)."""
-        self._check_field(name)
+        check_field(name)
         if name in self._batched:
             return self._batched[name].clone()
         value = torch.as_tensor(np.asarray(getattr(self.model, name)), dtype=torch.float32)
@@ -192,7 +184,7 @@ class MujocoWarpBackend:
 
     def set_model_field(self, name: str, env_ids: torch.Tensor, values: torch.Tensor) -> None:
         """Set a model field for the envs in ``env_ids`` (``values`` [k, *shape])."""
-        self._check_field(name)
+        check_field(name)
         ids = torch.as_tensor(env_ids, device=self.device).long()
         if name not in self._batched:
             self._batched[name] = self.model_field(name)
@@ -203,12 +195,6 @@ class MujocoWarpBackend:
         current[ids] = values.to(self.device, torch.float32).view(len(ids), *current.shape[1:])
         view = wp.to_torch(getattr(self._m, name))
         view.copy_(current.view_as(view))
-
-    def _check_field(self, name: str) -> None:
-        if name not in RANDOMIZABLE_FIELDS:
-            raise SimError(
-                f"model field {name!r} cannot be randomized; choose from {RANDOMIZABLE_FIELDS}"
-            )
 
     # ---- state -------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import torch
 
 from sim.control import ArmController
 from sim.errors import SimError
+from sim.randomization import Randomization, Randomizer, body_groups
 from sim.robots.panda import ROBOT_DEFAULTS, RobotSpec, panda_mjcf, panda_spec
 from sim.vec_env import Obs, VecEnv
 
@@ -80,6 +81,7 @@ class ManipulationEnv(VecEnv):
         reward_type: str = "sparse",
         horizon: int | None = None,
         terminate_on_success: bool = True,
+        randomize: dict[str, Any] | None = None,
     ) -> None:
         if num_envs < 1:
             raise SimError(f"num_envs must be >= 1, got {num_envs}")
@@ -93,12 +95,15 @@ class ManipulationEnv(VecEnv):
         self.reward_type = reward_type
         self.horizon = horizon or self.default_horizon
         self.terminate_on_success = terminate_on_success
+        self.randomization = Randomization.from_dict(randomize)
         self.env_kwargs = {
             "controller": controller,
             "reward_type": reward_type,
             "horizon": self.horizon,
             "terminate_on_success": terminate_on_success,
         }
+        if randomize is not None:
+            self.env_kwargs["randomize"] = randomize
         self.robot: RobotSpec = panda_spec()
         self.backend = _make_backend(backend, self.build_xml(), num_envs, self.device)
         self.backend_name = backend
@@ -111,6 +116,7 @@ class ManipulationEnv(VecEnv):
         self._ep_return = torch.zeros(num_envs, device=self.device)
         self._ws_low = torch.tensor(self.workspace_low, device=self.device)
         self._ws_high = torch.tensor(self.workspace_high, device=self.device)
+        self._randomizer = self._make_randomizer(seed)
         self.reset(seed)
         self.observation_space = gym.spaces.Dict(
             {
@@ -165,6 +171,26 @@ class ManipulationEnv(VecEnv):
         mujoco.mj_forward(m, d)
         self._tcp_rot_target = torch.tensor(
             d.site_xmat[self._tcp_site].reshape(3, 3), dtype=torch.float32, device=dev
+        )
+
+    def _make_randomizer(self, seed: int | None) -> Randomizer | None:
+        spec = self.randomization
+        if spec == Randomization():
+            return None
+        m = self.backend.model
+        arm_joints = [m.joint(n).id for n in self.robot.arm_joints]
+        objects, links = body_groups(m, arm_joints)
+        return Randomizer(
+            spec,
+            self.backend,
+            num_envs=self.num_envs,
+            action_dim=self.action_dim,
+            device=self.device,
+            object_bodies=objects,
+            link_bodies=links,
+            arm_dofs=self._arm_dadr.tolist(),
+            servo_actuators=self._act_ids.tolist(),
+            seed=_dr_seed(seed),
         )
 
     def object_qadr(self, joint_name: str) -> int:
@@ -224,9 +250,15 @@ class ManipulationEnv(VecEnv):
     def reset(self, seed: int | None = None) -> Obs:
         if seed is not None:
             self._generator.manual_seed(seed)
+            if self._randomizer is not None:
+                self._randomizer.reseed(_dr_seed(seed))
         self._reset_envs(torch.arange(self.num_envs, device=self.device))
-        self._obs = self._compute_obs()
+        self._obs = self._observe(self._compute_obs())
         return {k: v.clone() for k, v in self._obs.items()}
+
+    def _observe(self, obs: Obs) -> Obs:
+        """What the agent sees: the true observation, plus noise under randomization."""
+        return obs if self._randomizer is None else self._randomizer.noisy(obs)
 
     def _reset_envs(self, env_ids: torch.Tensor) -> None:
         k = len(env_ids)
@@ -237,6 +269,8 @@ class ManipulationEnv(VecEnv):
         qpos[:, self._finger_qadr.cpu()] = self.robot.finger_open
         self._reset_ids = env_ids
         self._reset_task(qpos, gen)
+        if self._randomizer is not None:
+            self._randomizer.on_reset(env_ids)
         nv = self.backend.model.nv
         ctrl = torch.cat([qpos[:, self._arm_qadr.cpu()], qpos[:, self._finger_qadr.cpu()]], dim=1)
         self.backend.reset_envs(env_ids, qpos, torch.zeros(k, nv), ctrl)
@@ -247,8 +281,10 @@ class ManipulationEnv(VecEnv):
         self, action: torch.Tensor
     ) -> tuple[Obs, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, Any]]:
         action = self._check_action(action)
+        if self._randomizer is not None:
+            action = self._randomizer.delay(action, self._t)
         self.backend.step(self._action_to_ctrl(action), self.decimation)
-        obs = self._compute_obs()
+        obs = self._observe(self._compute_obs())
         dense, success = self._evaluate()
         reward = dense if self.reward_type == "dense" else success.float()
         self._t += 1
@@ -267,7 +303,7 @@ class ManipulationEnv(VecEnv):
         if done.any():
             ids = done.nonzero().squeeze(1)
             self._reset_envs(ids)
-            fresh = self._compute_obs()
+            fresh = self._observe(self._compute_obs())
             obs = {k: torch.where(_rows(done, v), fresh[k], v) for k, v in obs.items()}
         self._obs = obs
         return dict(obs), reward, terminated, truncated, info
@@ -330,6 +366,11 @@ class ManipulationEnv(VecEnv):
             return ee_action
         ctl = self.arm_controller
         return ctl.ee_to_joint_action(ee_action, self.joint_pos, *self._tcp_kinematics())
+
+
+def _dr_seed(seed: int | None) -> int:
+    """Seed of the randomization stream, distinct from (but fixed by) the reset seed."""
+    return (0 if seed is None else seed) + 7919
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

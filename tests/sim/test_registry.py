@@ -19,7 +19,7 @@ def test_builtin_task_and_options() -> None:
     env = make_env("push", num_envs=2, seed=0, controller="joint_delta")
     assert isinstance(env, PushEnv) and env.action_dim == 8 and env.num_envs == 2
     with pytest.raises(EnvSpecError, match=r"env 'push' takes no option 'speed'; its options: "
-                       r"\['controller', 'reward_type', 'horizon', 'terminate_on_success'\]"):  # fmt: skip
+                       r"\['controller', 'reward_type', 'horizon', 'terminate_on_success', 'randomize'\]"):  # fmt: skip
         make_env("push", speed=2)
     assert isinstance(sim.make("reach"), sim.ManipulationEnv)  # sim.make still works
 
