@@ -120,6 +120,7 @@ class MujocoWarpBackend:
                 m, mujoco.MjData(m), nworld=num_envs, nconmax=self.nconmax, njmax=self.njmax
             )
             mjw.forward(self._m, self._d)
+        self._sync_once()
         d = self._d
         # Zero-copy torch views of the Warp arrays (writes go straight to the simulator).
         self._v_qpos = wp.to_torch(d.qpos)
@@ -188,8 +189,9 @@ class MujocoWarpBackend:
         ids = torch.as_tensor(env_ids, device=self.device).long()
         if name not in self._batched:
             self._batched[name] = self.model_field(name)
-            with wp.ScopedDevice(self._wp_device):
+            with self._torch_order():
                 self._m = self._put_model()
+            self._sync_once()
             self._graphs.clear()  # captured graphs hold the old model arrays
         current = self._batched[name]
         current[ids] = values.to(self.device, torch.float32).view(len(ids), *current.shape[1:])
@@ -231,12 +233,27 @@ class MujocoWarpBackend:
 
     # ---- stepping ----------------------------------------------------------------------------
 
+    def _sync_once(self) -> None:
+        """Full device sync after (re)building arrays: rare, never on the step path."""
+        if self.device.type == "cuda":
+            wp.synchronize_device(self._wp_device)
+            torch.cuda.synchronize(self.device)
+
+    def _torch_order(self):
+        """Run Warp work on this device, ordered with torch's work: on CUDA, on torch's
+        current stream (so reads and writes through the ``wp.to_torch`` views never race)."""
+        if self.device.type != "cuda":
+            return wp.ScopedDevice(self._wp_device)
+        return wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(self.device)))
+
     def _run_steps(self, nsteps: int) -> None:
         if self._stream is None:  # Warp's CPU device: launch the kernels directly
             with wp.ScopedDevice(self._wp_device):
                 for _ in range(nsteps):
                     mjw.step(self._m, self._d)
             return
+        # Graphs cannot be captured on torch's (legacy default) stream: capture and replay on a
+        # stream of our own, ordered both ways with torch's by events (no host sync).
         torch_stream = wp.stream_from_torch(torch.cuda.current_stream(self.device))
         self._stream.wait_stream(torch_stream)  # the ctrl written by torch first
         with wp.ScopedDevice(self._wp_device), wp.ScopedStream(self._stream):
@@ -270,12 +287,12 @@ class MujocoWarpBackend:
         mask = torch.zeros(self.num_envs, dtype=torch.bool, device=dev)
         mask[ids] = True
         keep = [v.clone() for v in (self._v_site_xpos, self._v_site_xmat, *self._v_jac_keep)]
-        with wp.ScopedDevice(self._wp_device):
+        with self._torch_order():
             mjw.reset_data(self._m, self._d, reset=wp.from_torch(mask))
         self._v_qpos[ids] = qpos.to(dev, torch.float32)
         self._v_qvel[ids] = qvel.to(dev, torch.float32)
         self._v_ctrl[ids] = ctrl.to(dev, torch.float32)
-        with wp.ScopedDevice(self._wp_device):
+        with self._torch_order():
             mjw.forward(self._m, self._d)
         views = (self._v_site_xpos, self._v_site_xmat, *self._v_jac_keep)
         for view, old in zip(views, keep, strict=True):
@@ -287,7 +304,7 @@ class MujocoWarpBackend:
         """Stacked [translational; rotational] Jacobian of a site, [N, 6, len(dof_ids)]."""
         self._v_jac_point.copy_(self._v_site_xpos[:, site_id])
         self._v_jac_body.fill_(int(self.model.site_bodyid[site_id]))
-        with wp.ScopedDevice(self._wp_device):
+        with self._torch_order():
             mjw.jac(self._m, self._d, self._jacp, self._jacr, self._jac_point, self._jac_body)
         cols = dof_ids.to(self.device)
         return torch.cat([self._v_jacp[:, :, cols], self._v_jacr[:, :, cols]], dim=1)
