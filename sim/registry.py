@@ -3,6 +3,8 @@
 ``make_env(spec, num_envs, seed, device, **kwargs)`` resolves ``spec`` in this order:
 
 1. ``gym:<id>`` (or ``gymnasium:<id>``): a gymnasium id through the gymnasium adapter;
+   ``isaaclab:<task id>`` / ``isaacgym:<task>``: Isaac Lab / Isaac Gym tasks through
+   :mod:`sim.adapters.isaac` (imported only then; a one-line error if not installed);
 2. a registered name: the built-in tasks (``reach``, ``push``, ``lift``, ``push_obstacle``,
    ``point``), the ``reacher`` showcase, and whatever :func:`register_env` added;
 3. a name in the ``robot_rl.envs`` entry-point group of an installed package
@@ -124,6 +126,9 @@ def resolve_env(spec: str) -> EnvFactory:
             if not _is_gym_id(env_id):
                 raise EnvSpecError(f"env spec {spec!r}: {env_id!r} is not a gymnasium id")
             return _gym_factory(env_id)
+    for prefix, builder in (("isaaclab:", "make_isaaclab"), ("isaacgym:", "make_isaacgym")):
+        if spec.startswith(prefix):
+            return _isaac_factory(builder, spec[len(prefix) :])
     if spec in _REGISTRY:
         return _REGISTRY[spec]
     eps = _entry_points()
@@ -142,6 +147,15 @@ def resolve_env(spec: str) -> EnvFactory:
         f"unknown env {spec!r}; available: {available_envs()}, "
         "or 'module:factory', or a gymnasium id ('gym:Pendulum-v1')"
     )
+
+
+def _isaac_factory(builder: str, task: str) -> EnvFactory:
+    def factory(num_envs: int = 1, seed: int | None = None, device: str = "cpu", **kw: Any):
+        from sim.adapters import isaac
+
+        return getattr(isaac, builder)(task, num_envs=num_envs, seed=seed, device=device, **kw)
+
+    return factory
 
 
 def _gym_factory(env_id: str) -> EnvFactory:
