@@ -43,3 +43,11 @@ def make_env_checked(spec: str, num_envs: int, seed: int | None = None, **kwargs
 
 
 __all__ = ["make_env_checked", "parse_env_kwargs"]
+
+
+def gpu_sim_kwargs(spec: str, device: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Env options that simulate on ``device``: a built-in task defaults to the mujoco_warp
+    backend there (explicit options win); any other env spec keeps its own options."""
+    if spec in sim.BUILTIN_TASKS:
+        return {"backend": "mujoco_warp", "device": device, **kwargs}
+    return kwargs

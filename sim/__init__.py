@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from sim.tasks.base import ManipulationEnv
 
 BACKENDS = ("mujoco", "mujoco_warp")
+BUILTIN_TASKS = ("reach", "push", "lift", "push_obstacle")
+"""Names of the built-in MuJoCo tasks (``sim.make``; both backends)."""
 _TASK_CLASSES = {
     "reach": ("sim.tasks.reach", "ReachEnv"),
     "push": ("sim.tasks.cube", "PushEnv"),
@@ -74,6 +76,7 @@ __all__ = [
     "check_vec_env",
     "TASKS",
     "BACKENDS",
+    "BUILTIN_TASKS",
     "VecEnv",
     "Obs",
     "SimError",

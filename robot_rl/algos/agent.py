@@ -118,8 +118,9 @@ class OnlineConfig:
     sac needs neither ``init`` nor ``dataset``: it then builds its actor from the env."""
     env_kwargs: str = "{}"
     """JSON object of options for the env factory (merged over the start policy's)."""
-    scale: Literal["cpu", "paper"] = "cpu"
-    """Preset for the fields left unset: cpu (small, <= 10 min here) or paper (authors')."""
+    scale: Literal["cpu", "paper", "gpu"] = "cpu"
+    """Preset for the fields left unset: cpu (small, <= 10 min here), paper (authors'), or gpu
+    (sac/rlpd/wsrl: 1024 GPU-simulated envs, large batches, compiled critics; see README)."""
     env_steps: int = 20_000
     """Env-step budget (transitions collected, warmup included)."""
     num_envs: int | None = None
@@ -143,8 +144,10 @@ class OnlineConfig:
     """Re-initialize the actor (default: sac and rlpd yes, wsrl no)."""
     fresh_critic: bool = False
     """wsrl: allow a start policy without critics (new critics; not the WSRL recipe)."""
-    compile_critic: bool = False
-    """torch.compile the critic ensemble's forward (and backward)."""
+    compile_critic: bool | None = None
+    """torch.compile the critic ensemble's forward (and backward) (default: gpu scale on)."""
+    replay_capacity: int | None = None
+    """Online replay rows, a ring (default: the whole budget; gpu scale: 10M)."""
     num_critics: int | None = None
     """Size of newly built critic ensembles (default: per algo and scale)."""
     critic_hidden_dims: list[int] | None = None

@@ -84,7 +84,16 @@ PRESETS: dict[str, dict[str, Any]] = {
               "warmup_steps": 0, "actor_delay_updates": 0, "offline_ratio": 0.0,
               "from_scratch": True, "target_entropy_per_dim": -1.0, "entropy_backup": True,
               "actor_reduce": "min", "temperature_lr": 3e-4},
+    "gpu": {"num_envs": 1024, "updates_per_collect": 8, "batch_size": 32768, "utd": 1,
+            "num_critics": 2, "critic_hidden_dims": [1024, 512, 256], "random_steps": 10240,
+            "warmup_steps": 0, "actor_delay_updates": 0, "offline_ratio": 0.0,
+            "from_scratch": True, "target_entropy_per_dim": -1.0, "entropy_backup": True,
+            "actor_reduce": "min", "temperature_lr": 3e-4, "compile_critic": True,
+            "replay_capacity": 10_240_000},
 }  # fmt: skip
+"""gpu follows FastTD3's Isaac Lab lift settings (Seo et al. 2025: 1024 envs, 8 updates per
+vector step of batch 32,768, a 1024-512-256 critic, 10 vector steps before learning, 10k
+transitions per env of replay, torch.compile): the learner, not the simulator, sets the pace."""
 
 REWARD = RewardConvention(scale=10.0, bias=-5.0, discount=0.99)
 """New critics: 10 r - 5, gamma 0.99 (see the module docstring)."""
@@ -311,17 +320,23 @@ class SACAgent:
         random_steps: int,
         actor_delay_updates: int,
         generator: torch.Generator,
+        device_generator: torch.Generator | None = None,
     ) -> None:
         self.sac, self.buffer, self.sampler, self.reward = sac, buffer, sampler, reward
         self.policy: GaussianPolicy = sac.policy
         self.warmup_steps, self.random_steps = warmup_steps, random_steps
         self.actor_delay_updates, self.generator = actor_delay_updates, generator
+        self.device_generator = device_generator or generator
 
     def act(self, obs: Obs, env_steps: int) -> Tensor:
         device = self.policy.device
         if self.warmup_steps <= env_steps < self.warmup_steps + self.random_steps:
             n = next(iter(obs.values())).shape[0]
-            return torch.rand(n, self.policy.config.action_dim, generator=self.generator) * 2 - 1
+            gen = self.device_generator
+            return (
+                torch.rand(n, self.policy.config.action_dim, generator=gen, device=gen.device) * 2
+                - 1
+            )
         # Warmup (WSRL) runs the start policy: no update has happened yet.
         return self.policy.act({k: v.to(device) for k, v in obs.items()})
 
@@ -334,7 +349,7 @@ class SACAgent:
 
     def update(self, index: int) -> dict[str, Tensor | float]:
         cfg = self.sac.cfg
-        batch = self.sampler.sample(cfg.utd * cfg.batch_size, self.generator)
+        batch = self.sampler.sample(cfg.utd * cfg.batch_size, self.device_generator)
         return self.sac.update(batch, update_actor=index >= self.actor_delay_updates)
 
     def extras(self) -> tuple[dict[str, Any], dict[str, dict[str, Tensor]]]:
@@ -344,10 +359,16 @@ class SACAgent:
 
     def state_dict(self) -> tuple[dict[str, dict[str, Tensor]], dict[str, Any]]:
         tensors, optimizers = self.sac.state_dict()
+        if self.device_generator is not self.generator:
+            tensors = {**tensors, "device_generator": self.device_generator.get_state()}
         return {"learner": tensors, "replay": self.buffer.state_dict()}, {"optimizers": optimizers}
 
     def load_state_dict(self, files: dict[str, dict[str, Tensor]], meta: dict[str, Any]) -> None:
-        self.sac.load_state_dict(files["learner"], meta["optimizers"])
+        learner = dict(files["learner"])
+        device_state = learner.pop("device_generator", None)
+        if device_state is not None and self.device_generator is not self.generator:
+            self.device_generator.set_state(device_state)
+        self.sac.load_state_dict(learner, meta["optimizers"])
         replay = dict(files["replay"])
         if int(replay["pos"][2]) != self.buffer.capacity:
             replay["pos"] = replay["pos"].clone()
@@ -408,19 +429,33 @@ def build_agent(
         target_subset=min(2, critic.num_critics), actor_reduce=cfg.actor_reduce,
         entropy_backup=cfg.entropy_backup, target_entropy_per_dim=cfg.target_entropy_per_dim,
         actor_lr=actor_lr, temperature_lr=cfg.temperature_lr, discount=reward.discount,
-        reward_scale=reward.scale, reward_bias=reward.bias, compile_critic=cfg.compile_critic,
+        reward_scale=reward.scale, reward_bias=reward.bias, compile_critic=bool(cfg.compile_critic),
     )  # fmt: skip
-    sac = SAC(policy, critic, target, sac_cfg, temperature, generator)
+    sampling = device_generator(generator, policy.device)
+    sac = SAC(policy, critic, target, sac_cfg, temperature, sampling)
+    capacity = cfg.env_steps + cfg.num_envs
+    if cfg.replay_capacity is not None:
+        capacity = min(capacity, max(cfg.replay_capacity, cfg.num_envs))
     buffer = ReplayBuffer.for_space(
-        cfg.env_steps + cfg.num_envs, env.observation_space, env.action_dim,
+        capacity, env.observation_space, env.action_dim,
         keys=policy.obs_keys, device=cfg.device,
     )  # fmt: skip
     sampler = MixedSampler(buffer, offline, cfg.offline_ratio)
     return SACAgent(
         sac, buffer, sampler, reward, warmup_steps=cfg.warmup_steps,
         random_steps=cfg.random_steps, actor_delay_updates=cfg.actor_delay_updates,
-        generator=generator,
+        generator=generator, device_generator=sampling,
     )  # fmt: skip
+
+
+def device_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """The generator to draw replay indices, target subsets and random actions with: the run's
+    own on the CPU; on a GPU, one there, seeded from it, so no draw is copied host-to-device
+    (each such copy waits for the queued GPU work: a host sync per critic step)."""
+    if device.type != "cuda":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def _actor_and_data(

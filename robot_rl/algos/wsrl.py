@@ -42,6 +42,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             "init_temperature": 0.1, "actor_delay_updates": 250},
     "paper": {**_SHARED, "num_envs": 1, "updates_per_collect": 1, "utd": 4,
               "warmup_steps": 5000, "actor_delay_updates": 0},
+    # FastTD3-style (see sac.PRESETS["gpu"]) around WSRL's recipe: the 5k warmup becomes 5
+    # vector steps of 1024 envs; the Cal-QL critics are kept, so their widths are the start's.
+    "gpu": {**_SHARED, "num_envs": 1024, "updates_per_collect": 8, "utd": 1,
+            "batch_size": 32768, "warmup_steps": 5120, "actor_delay_updates": 0,
+            "compile_critic": True, "replay_capacity": 10_240_000},
 }  # fmt: skip
 
 REWARD = RewardConvention(scale=10.0, bias=-5.0, discount=0.99)

@@ -17,6 +17,7 @@ import importlib
 import json
 import random
 import shutil
+import sys
 import time
 from dataclasses import fields, replace
 from pathlib import Path
@@ -30,7 +31,7 @@ from robot_rl.algos.agent import Agent, OnlineConfig
 from robot_rl.algos.common import config_json, make_writer, seed_everything, with_matmul_precision
 from robot_rl.checkpoint import CONFIG_FILE, load_extra, load_policy_dir
 from robot_rl.data import Normalizer
-from robot_rl.envs import make_env_checked, parse_env_kwargs
+from robot_rl.envs import gpu_sim_kwargs, make_env_checked, parse_env_kwargs
 from robot_rl.errors import CheckpointError, ConfigError
 from robot_rl.evaluate import check_policy_fits_env, evaluate
 from robot_rl.outputs import DeferredInterrupt, claim_output, clean_leftovers
@@ -69,8 +70,11 @@ def resolve(cfg: FinetuneConfig) -> FinetuneConfig:
         raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(module.PRESETS)}")
     preset = module.PRESETS[cfg.scale]
     cfg = replace(cfg, **{k: v for k, v in preset.items() if getattr(cfg, k) is None})
+    if cfg.compile_critic is None:
+        cfg = replace(cfg, compile_critic=False)
     counts = {k: getattr(cfg, k) for k in ("env_steps", "num_envs", "utd", "batch_size",
-              "eval_episodes", "eval_every", "checkpoint_every", "log_every", "num_critics")}  # fmt: skip
+              "eval_episodes", "eval_every", "checkpoint_every", "log_every", "num_critics",
+              "replay_capacity")}  # fmt: skip
     bad = {k: v for k, v in counts.items() if v is not None and v < 1}
     if bad:
         raise ConfigError(f"must be >= 1: {', '.join(f'{k}={v}' for k, v in bad.items())}")
@@ -118,6 +122,8 @@ def finetune(
     under ``--env-kwargs``) and closed at the end; handed-in envs stay the caller's."""
     cfg = resolve(cfg)
     kwargs = {**_start_env_kwargs(cfg), **env_kwargs(cfg)}
+    if cfg.scale == "gpu":
+        kwargs = _gpu_env_kwargs(cfg, kwargs)
     owned: list[VecEnv] = []
     try:
         if env is None:
@@ -224,6 +230,17 @@ def _finetune(
     policy.save(cfg.out / "policy", overwrite=True, extra_config=extra_config,
                 extra_files=extra_files)  # fmt: skip
     return write_curve(cfg.out, state["curve"], meta, learn_start)
+
+
+def _gpu_env_kwargs(cfg: FinetuneConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The gpu scale simulates where it learns: a built-in task defaults to the mujoco_warp
+    backend on ``cfg.device`` (a user's env keeps its own options). Without CUDA it still runs,
+    for smoke tests, after one warning line."""
+    if torch.device(cfg.device).type != "cuda":
+        print(f"warning: --scale gpu on device {cfg.device!r}: GPU-sized settings on the CPU "
+              "(for smoke tests; pass --device cuda on a GPU machine)", file=sys.stderr)  # fmt: skip
+        return kwargs
+    return gpu_sim_kwargs(cfg.task, cfg.device, kwargs)
 
 
 def run_finetune(cfg: FinetuneConfig, progress: bool = True) -> dict[str, Any]:
