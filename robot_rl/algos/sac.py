@@ -490,6 +490,12 @@ def _actor_and_data(
         normalizer.params[ACTION_FIELD] = (ones, torch.zeros_like(ones))
         policy = GaussianPolicy(policy.config, normalizer, policy.env_info)
     policy = policy.to(cfg.device).train()
+    # Normalizer constants on the device too: otherwise every forward copies them host-to-
+    # device (several copies per critic step, and none may happen inside a CUDA graph).
+    policy.normalizer.params = {
+        k: (scale.to(cfg.device), offset.to(cfg.device))
+        for k, (scale, offset) in policy.normalizer.params.items()
+    }
     return policy, None if offline is None else offline.to(cfg.device)
 
 

@@ -3,7 +3,8 @@
 The env auto-resets finished episodes, so the observation it returns for them is the first of
 the next episode; the stored next observation is always ``info["final_obs"]``, and only
 ``terminated`` (never ``truncated``) stops bootstrapping. Episode statistics accumulate in
-device tensors and are read on the host only when asked for.
+device tensors and are read on the host only when asked for: a vector step makes no host
+sync (no ``.item()``, no boolean-mask indexing, which waits for the device on CUDA).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import Tensor
 
 from robot_rl.data.replay import ReplayBuffer
-from sim.vec_env import EpisodeStats, Obs, VecEnv
+from sim.vec_env import Obs, VecEnv
 
 ActFn = Callable[[Obs], Tensor]
 """Batch of observations -> env actions [N, A] in [-1, 1]."""
@@ -44,8 +45,9 @@ class Collector:
         self.observe = into_buffer(sink) if isinstance(sink, ReplayBuffer) else sink
         self.obs = env.reset(seed=seed)
         self.env_steps = 0
-        self._episode = EpisodeStats(env.num_envs, env.device)
         """Transitions collected so far (num_envs per vector step)."""
+        self._ep_return = torch.zeros(env.num_envs, device=env.device)
+        self._ep_length = torch.zeros(env.num_envs, device=env.device)
         zero = torch.zeros((), device=env.device)
         self._episodes = zero.clone()
         self._successes = zero.clone()
@@ -60,12 +62,17 @@ class Collector:
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.observe(self.obs, action, reward, terminated, truncated, next_obs,
                          info["final_obs"])  # fmt: skip
-            ep_return, ep_length = self._episode.update(reward, terminated | truncated)
-            done = (terminated | truncated).float()
+            self._ep_return += reward.to(self._ep_return)
+            self._ep_length += 1
+            ended = terminated | truncated
+            done = ended.float()
             self._episodes += done.sum()
             self._successes += (done * info["success"].float()).sum()
-            self._returns += (done * ep_return).sum()
-            self._lengths += (done * ep_length.float()).sum()
+            self._returns += (done * self._ep_return).sum()
+            self._lengths += (done * self._ep_length).sum()
+            # Elementwise (masked_fill_), unlike x[mask] = 0: no device-to-host sync.
+            self._ep_return.masked_fill_(ended, 0.0)
+            self._ep_length.masked_fill_(ended, 0.0)
             self.obs = next_obs
             self.env_steps += self.env.num_envs
 
@@ -93,7 +100,8 @@ def random_actions(num_envs: int, action_dim: int, generator: torch.Generator) -
     """An :data:`ActFn` drawing uniform actions in [-1, 1] (SAC's initial exploration)."""
 
     def act(obs: Obs) -> Tensor:
-        return torch.rand(num_envs, action_dim, generator=generator) * 2.0 - 1.0
+        shape = (num_envs, action_dim)
+        return torch.rand(shape, generator=generator, device=generator.device) * 2.0 - 1.0
 
     return act
 
