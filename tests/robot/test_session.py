@@ -220,6 +220,19 @@ def test_success_classifier_reports_held_out_precision_recall(tmp_path: Path) ->
     lo, hi = {"object": np.array([0, 0, 0.05])}, {"object": np.array([0, 0, 0.5])}
     assert clf.probability(lo) < 0.5 < clf.probability(hi)
     assert [clf(hi), clf(hi), clf(lo), clf(hi)] == [False, True, False, False]
+    by_ep = rep["held_out_by_episode"]
+    assert by_ep["episodes"] == 6 and by_ep["precision"] > 0.8 and by_ep["recall"] > 0.8
+
+
+def test_episode_precision_recall_by_hand() -> None:
+    from robot_rl.robot.success import episode_precision_recall
+
+    pred = np.array([0, 1, 0, 0, 0, 0, 1, 1, 0], bool)
+    label = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0], bool)
+    episode = np.repeat([4, 7, 9], 3)
+    # episodes predicted [T, F, T], labelled [T, F, F]: 1 TP, 1 FP, 0 FN
+    got = episode_precision_recall(pred, label, episode)
+    assert got == {"precision": 0.5, "recall": 1.0, "positives": 1, "episodes": 3}
 
 
 @pytest.mark.slow
