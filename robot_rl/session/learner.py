@@ -378,6 +378,9 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
             writer.add_scalar("robot/success_rate_vs_wall_s", rate, int(row["wall_s"]))
         writer.add_scalar("robot/env_steps_vs_robot_s", n, int(row["robot_s"]))
         rows = [r for r in state["curve"] if r["success_rate"] == r["success_rate"]]
+        # a rate over fewer than `success_window` episodes (the first few) is not one: keep
+        # those points out once full windows exist (steps-to-90 % read 200 from 4 episodes)
+        rows = [r for r in rows if r["episodes"] >= cfg.success_window] or rows
         if rows:
             write_curve(cfg.out, rows, curve_meta, parts.learn_start)
         print(f"[learner {cfg.algo}] steps {n:>6}  updates {state['updates']:>5}  "
