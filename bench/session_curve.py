@@ -10,7 +10,10 @@ Two runs from the same start policy and seed, one after the other (never at once
    last ``--window``).
 
 Writes ``OUT/report.json`` (steps-to-90 of each, their ratio, updates, wall) and
-``OUT/curves.png`` (success vs env steps and vs wall-clock seconds).
+``OUT/curves.png`` (success vs env steps and vs wall-clock seconds). The learner also saves
+its policy every ``--eval-every`` env steps; those snapshots are then evaluated as in process
+(50 deterministic episodes, seed 1000): "wire (eval)", the same measure as the in-process
+curve, next to the robot's own (sampled) episodes.
 
     ROBOT_RL_LINK_KEY=0123456789abcdef0123 PYTHONPATH=. python bench/session_curve.py \
         --policy /work/runs14/calql_lift --out /work/runs14/curve_wsrl
@@ -63,7 +66,8 @@ def through_wire(a: argparse.Namespace) -> dict:
                 str(a.seed), "--idle-timeout-s", "120", *dom)  # fmt: skip
     largs = ["learner", "--algo", a.algo, "--init", str(a.policy), "--out", str(run),
              "--env-steps", str(a.env_steps), "--seed", str(a.seed), "--success-window",
-             str(a.window), "--idle-exit-s", "60", *dom]  # fmt: skip
+             str(a.window), "--idle-exit-s", "60", "--snapshot-every", str(a.eval_every),
+             *dom]  # fmt: skip
     if a.dataset:
         largs += ["--dataset", str(a.dataset)]
     learner = spawn(a.out / "learner.log", *largs)
@@ -101,6 +105,25 @@ def wire_result(a: argparse.Namespace, wall_s: float) -> dict:
             "rows": rows}  # fmt: skip
 
 
+def eval_snapshots(a: argparse.Namespace) -> dict:
+    """The learner's policy every ``eval_every`` env steps, evaluated as `robot-rl finetune`
+    evaluates (50 deterministic episodes, 25 envs, seed 1000): the same measure as in process."""
+    snaps = sorted((a.out / "wire" / "snapshots").glob("*"))
+    rows = []
+    for steps, path in [(0, a.policy), *((int(p.name), p) for p in snaps)]:
+        res = a.out / "wire" / f"eval_{steps:07d}.json"
+        p = spawn(a.out / "eval.log", "eval", "--policy", str(path), "--episodes", "50",
+                  "--num-envs", "25", "--seed", "1000", "--out", str(res))  # fmt: skip
+        if p.wait() != 0:
+            sys.exit(f"eval of {path} failed (see {a.out / 'eval.log'})")
+        got = json.loads(res.read_text())
+        rate = got.get("eval/success_rate", got.get("success_rate"))
+        rows.append({"env_steps": steps, "success_rate": float(rate), "wall_s": float("nan")})
+    reached = [r["env_steps"] for r in rows if r["success_rate"] >= 0.9]
+    return {"steps_to_90": reached[0] if reached else None, "rows": rows,
+            "success": [r["success_rate"] for r in rows]}  # fmt: skip
+
+
 def plot(a: argparse.Namespace, runs: dict[str, dict]) -> None:
     import matplotlib
 
@@ -112,7 +135,8 @@ def plot(a: argparse.Namespace, runs: dict[str, dict]) -> None:
         xs = [row["env_steps"] for row in r["rows"]]
         ys = [row["success_rate"] for row in r["rows"]]
         axes[0].plot(xs, ys, marker="." if name == "wire" else "o", label=name)
-        axes[1].plot([row["wall_s"] for row in r["rows"]], ys, label=name)
+        if name != "wire (eval)":
+            axes[1].plot([row["wall_s"] for row in r["rows"]], ys, label=name)
     axes[0].set(xlabel="env steps", ylabel="success rate")
     axes[1].set(xlabel="wall-clock s", ylabel="success rate")
     for ax in axes:
@@ -139,6 +163,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--domain-id", type=int, default=92)
     ap.add_argument("--skip-inproc", action="store_true", help="only the run through the wire")
+    ap.add_argument(
+        "--inproc-from",
+        type=Path,
+        default=None,
+        help="reuse this in-process finetune run directory instead of running it",
+    )
     ap.add_argument("--report-only", action="store_true",
                     help="rebuild report.json and curves.png from the runs already in --out")  # fmt: skip
     a = ap.parse_args()
@@ -161,11 +191,15 @@ def main() -> None:
     if a.out.exists():
         shutil.rmtree(a.out)
     a.out.mkdir(parents=True)
-    if not a.skip_inproc:
+    if a.inproc_from is not None:  # an in-process run made before, with the same settings
+        shutil.copytree(a.inproc_from, a.out / "inproc")
+        runs["in process"] = inproc_result(a, float("nan"))
+    elif not a.skip_inproc:
         runs["in process"] = in_process(a, task)
         print(f"in process: steps-to-90 {runs['in process']['steps_to_90']}, "
               f"{runs['in process']['wall_s']:.0f} s", flush=True)  # fmt: skip
     runs["wire"] = through_wire(a)
+    runs["wire (eval)"] = eval_snapshots(a)
     finish(a, runs, " ".join(sys.argv))
 
 
@@ -174,8 +208,9 @@ def finish(a: argparse.Namespace, runs: dict[str, dict], command: str | None) ->
     report = {name: {k: v for k, v in r.items() if k != "rows"} for name, r in runs.items()}
     report["wire"]["final_success"] = runs["wire"]["rows"][-1]["success_rate"]
     s_in = report.get("in process", {}).get("steps_to_90")
-    s_w = report["wire"]["steps_to_90"]
-    report["ratio_wire_over_inproc"] = s_w / s_in if s_in and s_w else None
+    for name in ("wire", "wire (eval)"):
+        s_w = report.get(name, {}).get("steps_to_90")
+        report[f"ratio_{name}_over_inproc"] = s_w / s_in if s_in and s_w else None
     report["command"] = command
     (a.out / "report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

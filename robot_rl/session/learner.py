@@ -78,6 +78,9 @@ class LearnerConfig:
     """Updates between weight broadcasts."""
     checkpoint_every: int = 2000
     """Transitions between checkpoints."""
+    snapshot_every: int = 0
+    """Also save the policy every this many transitions as ``out/snapshots/<env_steps>`` (0:
+    never), e.g. to evaluate it the way ``robot-rl finetune`` does."""
     log_every: int = 200
     """Transitions between curve points / TensorBoard logs."""
     success_window: int = 20
@@ -422,6 +425,9 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                     log_point()
                 if now // cfg.checkpoint_every > before // cfg.checkpoint_every:
                     save()
+                se = cfg.snapshot_every
+                if se > 0 and now // se > before // se:
+                    policy.save(cfg.out / "snapshots" / f"{now // se * se:07d}", overwrite=True)
                 last_data = time.monotonic()
             did = 0
             while credit >= 1.0 and buffer is not None and did < 8:
