@@ -250,7 +250,7 @@ def test_lockstep_session_follows_the_in_process_update_schedule(
         str(bc_policy.parent / "lift.hdf5"), "--out", str(out), "--env-steps", "200",
         "--batch-size", "32", "--utd", "1", "--num-critics", "2", "--critic-hidden-dims", "32",
         "32", "--random-steps", "40", "--updates-per-step", "0.5", "--publish-every", "10",
-        "--domain-id", dom, "--idle-exit-s", "10",
+        "--domain-id", dom, "--idle-exit-s", "10", "--snapshot-every", "75",
     )  # fmt: skip
     sim_p = spawn(
         "robot", "sim", "--mode", "lockstep", "--domain-id", dom, "--idle-timeout-s", "20"
@@ -274,6 +274,9 @@ def test_lockstep_session_follows_the_in_process_update_schedule(
     assert s["transitions"] == summary["env_steps"] == 200
     assert summary["updates"] == int(0.5 * (200 - 40))
     assert s["weight_swaps"] >= 6  # a new version before (nearly) every episode
+    snaps = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snaps == ["0000075", "0000150"]
+    assert all((out / "snapshots" / n / "model.safetensors").is_file() for n in snaps)
 
 
 def test_episode_start_waits_for_the_object_pose_then_names_it(bc_policy: Path) -> None:
