@@ -22,8 +22,8 @@ falls behind, data waits in the buffer.
 
 Outputs in ``out``: ``curve.json/csv/png`` (success of the robot's episodes vs env steps,
 with wall-clock and robot-time columns), ``tb/`` (same metrics; ``robot/*_vs_robot_s`` use
-seconds of robot time as the x-axis), ``checkpoint/``, ``journal/``, ``learner_state.json``
-and the final ``policy/``.
+seconds of robot time as the x-axis), ``checkpoint/``, ``journal/``, ``learner_state.json``,
+the final ``policy/`` and, with ``--snapshot-every``, ``snapshots/<env_steps>/`` policies.
 """
 
 from __future__ import annotations
