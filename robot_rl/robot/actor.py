@@ -82,12 +82,53 @@ class ActorConfig(PolicyNodeConfig):
     """Bool: success of the current step (the sim robot, a person's key press, a script)."""
     success_classifier: Path | None = None
     """A `robot-rl robot success` classifier directory: success from the state as well."""
+    deterministic: bool = False
+    """Act with the policy's mode. Default: sample from it, as `robot-rl finetune` collects
+    (SAC/RLPD/WSRL explore through the policy's own noise)."""
 
 
-def run_actor(cfg: ActorConfig) -> dict[str, Any]:
+@dataclass
+class Actor:
+    """The transport-agnostic actor: the policy-node core wired to the learner link. The DDS
+    verb (:func:`run_actor`) and the rclpy actor node (``ros_ws``) both build it here."""
+
+    core: Any
+    """The :class:`~robot_rl.robot.policy_node.PolicyNodeCore` (transitions/weights hooked)."""
+    link: Any
+    """The :class:`~robot_rl.robot.link.ActorLink` to the learner (Cyclone DDS)."""
+    stream: TransitionStream
+    recorder: Any = None
+
+    def drain(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the learner to take held transitions; those left."""
+        import time
+
+        end = time.monotonic() + timeout_s
+        while self.link.outbox.held and time.monotonic() < end:
+            try:
+                time.sleep(0.01)
+            except KeyboardInterrupt:  # a second Ctrl+C: stop draining
+                break
+        held = self.link.outbox.held
+        if held:
+            print(f"[actor] {held} transitions not acknowledged by the learner "
+                  f"(ids from {self.link.outbox.acked + 1})", flush=True)  # fmt: skip
+        return held
+
+    def close(self) -> None:
+        self.core.rt.close()
+        self.link.close()
+        if self.recorder is not None:
+            self.recorder.close()
+
+
+def build_actor(cfg: ActorConfig, *, envelope: Any = None, joint_names: Any = None) -> Actor:
+    """Check the key and options (one-line errors before loading anything), build the policy
+    node core (as `robot-rl robot policy`), the learner link and the transition stream."""
+    import time
+
     from robot_rl.robot.cli import build_policy_node
     from robot_rl.robot.link import ActorLink, Outbox, load_key, state_template
-    from robot_rl.robot.policy_node import DdsPolicyNode, write_stats
 
     key = load_key(cfg.key_file)  # bad key: one line, before loading anything
     if cfg.max_learner_lag is not None and (cfg.mode != "lockstep" or cfg.max_learner_lag < 0):
@@ -97,9 +138,10 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
         from robot_rl.robot.success import SuccessClassifier
 
         classifier = SuccessClassifier(cfg.success_classifier)
-    core, recorder = build_policy_node(cfg)
+    core, recorder = build_policy_node(cfg, envelope=envelope, joint_names=joint_names)
+    core.rt.deterministic = cfg.deterministic
     core.success_fn = classifier
-    actor = ActorLink(
+    link = ActorLink(
         key,
         state_template(core.rt.policy.state_dict()),
         domain_id=cfg.domain_id,
@@ -109,22 +151,28 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
     )
 
     def wait_for_learner(pushed: int) -> None:
-        import time
-
         end = time.monotonic() + 60.0
         while time.monotonic() < end:
-            trained = actor.learner.info.get("trained", -1) if actor.learner.alive else -1
+            trained = link.learner.info.get("trained", -1) if link.learner.alive else -1
             if trained >= pushed - cfg.max_learner_lag:
                 return
             time.sleep(0.005)
-        print(f"[actor] learner has not caught up within 60 s ({actor.learner.info}); "
+        print(f"[actor] learner has not caught up within 60 s ({link.learner.info}); "
               "continuing", flush=True)  # fmt: skip
 
     stream = TransitionStream(
-        actor.push, wait_for_learner if cfg.max_learner_lag is not None else None
+        link.push, wait_for_learner if cfg.max_learner_lag is not None else None
     )
     core.transitions = stream
-    core.weights = actor.take_weights
+    core.weights = link.take_weights
+    return Actor(core, link, stream, recorder)
+
+
+def run_actor(cfg: ActorConfig) -> dict[str, Any]:
+    from robot_rl.robot.policy_node import DdsPolicyNode, write_stats
+
+    a = build_actor(cfg)
+    core, actor, stream = a.core, a.link, a.stream
     node = DdsPolicyNode(
         core,
         cfg.domain_id,
@@ -141,7 +189,6 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
         intervention_topic=cfg.intervention_topic,
     )
     import signal
-    import time
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt  # SIGTERM (launch shutdown) drains like Ctrl+C
@@ -155,19 +202,8 @@ def run_actor(cfg: ActorConfig) -> dict[str, Any]:
     finally:
         # also on Ctrl+C / SIGTERM: give the learner what is still held (bounded wait); the
         # robot has stopped commanding by now
-        end = time.monotonic() + cfg.drain_s
-        while actor.outbox.held and time.monotonic() < end:
-            try:
-                time.sleep(0.01)
-            except KeyboardInterrupt:  # a second Ctrl+C: stop draining
-                break
-        if actor.outbox.held:
-            print(f"[actor] {actor.outbox.held} transitions not acknowledged by the learner "
-                  f"(ids from {actor.outbox.acked + 1})", flush=True)  # fmt: skip
-        core.rt.close()
-        actor.close()
-        if recorder is not None:
-            recorder.close()
+        a.drain(cfg.drain_s)
+        a.close()
     summary = stats.summary()
     summary.update(actor.status())
     summary["transitions"] = stream.pushed

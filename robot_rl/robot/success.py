@@ -88,6 +88,18 @@ def precision_recall(pred: np.ndarray, label: np.ndarray) -> dict[str, float]:
     }
 
 
+def episode_precision_recall(pred: np.ndarray, label: np.ndarray, episode: np.ndarray) -> dict:
+    """Per episode: labelled successful if any step is, predicted successful if the classifier
+    fires on any step (the reward a session would get; recorded episodes end at the first
+    success, so one confident step is all a successful episode may offer)."""
+    ids = np.unique(episode)
+    p = np.array([pred[episode == i].any() for i in ids], bool)
+    lab = np.array([label[episode == i].any() for i in ids], bool)
+    out = precision_recall(p, lab)
+    out["episodes"] = out.pop("steps")
+    return out
+
+
 def train_success(cfg: SuccessConfig) -> dict[str, Any]:
     """Fit, report held-out precision / recall, save; returns the report."""
     from robot_rl.data.hdf5 import read_robomimic
@@ -125,11 +137,13 @@ def train_success(cfg: SuccessConfig) -> dict[str, Any]:
     with torch.no_grad():
         p = torch.sigmoid(model(x)).numpy()
     pred, lab = p > cfg.threshold, y.numpy() > 0.5
+    h = held.numpy()
     report = {
         "held_out_episodes": n_hold,
         "train_episodes": n_ep - n_hold,
-        "held_out": precision_recall(pred[held.numpy()], lab[held.numpy()]),
-        "train": precision_recall(pred[~held.numpy()], lab[~held.numpy()]),
+        "held_out": precision_recall(pred[h], lab[h]),
+        "train": precision_recall(pred[~h], lab[~h]),
+        "held_out_by_episode": episode_precision_recall(pred[h], lab[h], ep.numpy()[h]),
     }
     save_classifier(cfg.out, model, cfg, report)
     return report

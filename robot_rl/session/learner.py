@@ -22,8 +22,8 @@ falls behind, data waits in the buffer.
 
 Outputs in ``out``: ``curve.json/csv/png`` (success of the robot's episodes vs env steps,
 with wall-clock and robot-time columns), ``tb/`` (same metrics; ``robot/*_vs_robot_s`` use
-seconds of robot time as the x-axis), ``checkpoint/``, ``journal/``, ``learner_state.json``
-and the final ``policy/``.
+seconds of robot time as the x-axis), ``checkpoint/``, ``journal/``, ``learner_state.json``,
+the final ``policy/`` and, with ``--snapshot-every``, ``snapshots/<env_steps>/`` policies.
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ class LearnerConfig:
     """Updates between weight broadcasts."""
     checkpoint_every: int = 2000
     """Transitions between checkpoints."""
+    snapshot_every: int = 0
+    """Also save the policy every this many transitions as ``out/snapshots/<env_steps>`` (0:
+    never), e.g. to evaluate it the way ``robot-rl finetune`` does."""
     log_every: int = 200
     """Transitions between curve points / TensorBoard logs."""
     success_window: int = 20
@@ -378,6 +381,9 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
             writer.add_scalar("robot/success_rate_vs_wall_s", rate, int(row["wall_s"]))
         writer.add_scalar("robot/env_steps_vs_robot_s", n, int(row["robot_s"]))
         rows = [r for r in state["curve"] if r["success_rate"] == r["success_rate"]]
+        # a rate over fewer than `success_window` episodes (the first few) is not one: keep
+        # those points out once full windows exist (steps-to-90 % read 200 from 4 episodes)
+        rows = [r for r in rows if r["episodes"] >= cfg.success_window] or rows
         if rows:
             write_curve(cfg.out, rows, curve_meta, parts.learn_start)
         print(f"[learner {cfg.algo}] steps {n:>6}  updates {state['updates']:>5}  "
@@ -419,6 +425,9 @@ def run_learner(cfg: LearnerConfig) -> dict[str, Any]:
                     log_point()
                 if now // cfg.checkpoint_every > before // cfg.checkpoint_every:
                     save()
+                se = cfg.snapshot_every
+                if se > 0 and now // se > before // se:
+                    policy.save(cfg.out / "snapshots" / f"{now // se * se:07d}", overwrite=True)
                 last_data = time.monotonic()
             did = 0
             while credit >= 1.0 and buffer is not None and did < 8:

@@ -28,6 +28,9 @@ class LaunchConfiguration:
         self.name = name
         USED.append(name)
 
+    def perform(self, context: dict) -> str:
+        return context[self.name]
+
 
 class ParameterValue:
     def __init__(self, value: Any, value_type: Any = None) -> None:
@@ -62,6 +65,8 @@ def fake_modules() -> dict[str, types.ModuleType]:
         mods[name] = types.ModuleType(name)
     mods["launch"].LaunchDescription = type("LaunchDescription", (Recorded,), {})
     mods["launch.actions"].DeclareLaunchArgument = type("DeclareLaunchArgument", (Recorded,), {})
+    mods["launch.actions"].ExecuteProcess = type("ExecuteProcess", (Recorded,), {})
+    mods["launch.actions"].OpaqueFunction = type("OpaqueFunction", (Recorded,), {})
     mods["launch.conditions"].LaunchConfigurationEquals = LaunchConfigurationEquals
     mods["launch.conditions"].IfCondition = type("IfCondition", (Recorded,), {})
     mods["launch.substitutions"].LaunchConfiguration = LaunchConfiguration
@@ -90,6 +95,8 @@ def node_topics(executable: str) -> set[str]:
     """Relative topic names a robot_rl_ros node subscribes or publishes."""
     src = (PKG_MOD / f"{executable}.py").read_text()
     found = set(re.findall(r"create_(?:subscription|publisher)\(\s*[\w.]+,\s*\"(\w+)\"", src))
+    if executable == "actor_node":  # the policy node's topics and its own
+        found |= node_topics("policy_node")
     if executable == "recorder_node":
         from robot_rl_ros.params import RECORDER_TOPICS
 
@@ -171,3 +178,35 @@ def test_deploy_real_remaps_every_controller_facing_topic(run_launch) -> None:
     data = yaml.safe_load((LAUNCH / "config" / "deploy_real.yaml").read_text())
     p = data["policy_node"]["ros__parameters"]
     assert p["request_reset"] is False and len(p["joint_names"]) == len(p["vel_limit"]) == 9
+
+
+@pytest.mark.parametrize("kind", ["dds", "rclpy"])
+def test_session_launch_starts_the_actor_as_a_process_or_the_rclpy_node(
+    run_launch, tmp_path: Path, kind: str
+) -> None:
+    from robot_rl_ros.params import check_parameters
+
+    cfg = yaml.safe_load((LAUNCH / "session.yaml").read_text())
+    cfg["session"]["actor"] = kind
+    cfg["session"]["remap"] = {"commands": "/forward_position_controller/commands"}
+    path = tmp_path / "session.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    module, desc = run_launch("session.launch.py")
+    procs = module._processes({"config": str(path)})
+    names = [p.kwargs["name"] for p in procs]
+    assert names == ["sim_robot", "learner", "actor" if kind == "dds" else "actor_node"]
+    learner = procs[1].kwargs["cmd"]
+    dom = learner[learner.index("--domain-id") + 1]
+    if kind == "dds":
+        assert procs[2].kwargs["cmd"][:5] == ["robot-rl", "--threads", "1", "robot", "actor"]
+        return
+    node = procs[2].kwargs
+    assert node["package"] == "robot_rl_ros" and node["executable"] == "actor_node"
+    (params,) = node["parameters"]
+    assert check_parameters("actor_node", params) == []
+    assert str(params["link_domain_id"]) == dom == node["additional_env"]["ROS_DOMAIN_ID"]
+    topics = node_topics("actor_node")
+    remaps = dict(node["remappings"])
+    assert set(remaps) <= topics, set(remaps) - topics
+    assert remaps["teleop_action"] == "/teleop/action"
+    assert remaps["commands"] == "/forward_position_controller/commands"

@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 PKG = REPO / "ros_ws" / "src" / "robot_rl_ros"
 MOD = PKG / "robot_rl_ros"
-NODE_MODULES = ["policy_node", "sim_robot_node", "teleop_node", "recorder_node"]
+NODE_MODULES = ["policy_node", "actor_node", "sim_robot_node", "teleop_node", "recorder_node"]
 
 
 @pytest.fixture
@@ -126,6 +126,9 @@ def test_every_parameter_a_node_reads_is_declared(ros_pkg, module: str) -> None:
     spec = ros_pkg.NODES[module]
     read = _params_read(MOD / f"{module}.py")
     src = (MOD / f"{module}.py").read_text()
+    if module == "actor_node":  # a PolicyNode subclass: reads the policy node's too
+        read |= _params_read(MOD / "policy_node.py")
+        src += (MOD / "policy_node.py").read_text()
     if "envelope_config(p" in src:
         read |= {"stale_periods", "q_low", "q_high", "vel_limit", "workspace_low", "workspace_high"}
     assert read, "no parameters read"

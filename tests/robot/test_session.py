@@ -220,6 +220,19 @@ def test_success_classifier_reports_held_out_precision_recall(tmp_path: Path) ->
     lo, hi = {"object": np.array([0, 0, 0.05])}, {"object": np.array([0, 0, 0.5])}
     assert clf.probability(lo) < 0.5 < clf.probability(hi)
     assert [clf(hi), clf(hi), clf(lo), clf(hi)] == [False, True, False, False]
+    by_ep = rep["held_out_by_episode"]
+    assert by_ep["episodes"] == 6 and by_ep["precision"] > 0.8 and by_ep["recall"] > 0.8
+
+
+def test_episode_precision_recall_by_hand() -> None:
+    from robot_rl.robot.success import episode_precision_recall
+
+    pred = np.array([0, 1, 0, 0, 0, 0, 1, 1, 0], bool)
+    label = np.array([0, 0, 1, 0, 0, 0, 0, 0, 0], bool)
+    episode = np.repeat([4, 7, 9], 3)
+    # episodes predicted [T, F, T], labelled [T, F, F]: 1 TP, 1 FP, 0 FN
+    got = episode_precision_recall(pred, label, episode)
+    assert got == {"precision": 0.5, "recall": 1.0, "positives": 1, "episodes": 3}
 
 
 @pytest.mark.slow
@@ -237,7 +250,7 @@ def test_lockstep_session_follows_the_in_process_update_schedule(
         str(bc_policy.parent / "lift.hdf5"), "--out", str(out), "--env-steps", "200",
         "--batch-size", "32", "--utd", "1", "--num-critics", "2", "--critic-hidden-dims", "32",
         "32", "--random-steps", "40", "--updates-per-step", "0.5", "--publish-every", "10",
-        "--domain-id", dom, "--idle-exit-s", "10",
+        "--domain-id", dom, "--idle-exit-s", "10", "--snapshot-every", "75",
     )  # fmt: skip
     sim_p = spawn(
         "robot", "sim", "--mode", "lockstep", "--domain-id", dom, "--idle-timeout-s", "20"
@@ -261,6 +274,9 @@ def test_lockstep_session_follows_the_in_process_update_schedule(
     assert s["transitions"] == summary["env_steps"] == 200
     assert summary["updates"] == int(0.5 * (200 - 40))
     assert s["weight_swaps"] >= 6  # a new version before (nearly) every episode
+    snaps = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snaps == ["0000075", "0000150"]
+    assert all((out / "snapshots" / n / "model.safetensors").is_file() for n in snaps)
 
 
 def test_episode_start_waits_for_the_object_pose_then_names_it(bc_policy: Path) -> None:

@@ -32,12 +32,13 @@ setup(
     zip_safe=True,
     maintainer="robot_rl maintainers",
     maintainer_email="robot-rl@example.org",
-    description="rclpy nodes for robot_rl (policy, sim robot, teleop, recorder)",
+    description="rclpy nodes for robot_rl (policy, actor, sim robot, teleop, recorder)",
     license="Apache-2.0",
     tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "policy_node = robot_rl_ros.policy_node:main",
+            "actor_node = robot_rl_ros.actor_node:main",
             "sim_robot_node = robot_rl_ros.sim_robot_node:main",
             "teleop_node = robot_rl_ros.teleop_node:main",
             "recorder_node = robot_rl_ros.recorder_node:main",

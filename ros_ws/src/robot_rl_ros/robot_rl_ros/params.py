@@ -60,6 +60,22 @@ POLICY_NODE: dict[str, tuple[Any, str]] = {
     **ENVELOPE,
 }
 
+ACTOR_NODE: dict[str, tuple[Any, str]] = {
+    **POLICY_NODE,
+    "key_file": ("", "shared weights key file (>= 16 bytes); empty: $ROBOT_RL_LINK_KEY"),
+    "link_domain_id": (0, "Cyclone DDS domain of the learner link (the learner's --domain-id)"),
+    "actor_name": ("robot", "this actor's name (the learner keys transition ids by it)"),
+    "dead_after_s": (1.0, "report the learner dead after this long without a heartbeat"),
+    "outbox": (200_000, "transitions held until the learner acknowledges them"),
+    "deterministic": (
+        False,
+        "act with the policy's mode; false: sample from it, as `robot-rl finetune` collects",
+    ),
+    "success_classifier": ("", "a `robot-rl robot success` directory, or empty (topic only)"),
+    "drain_s": (10.0, "at shutdown, wait up to this long for the learner to take held rows"),
+}
+"""The policy node's parameters plus the learner link's (``actor_node``)."""
+
 SIM_ROBOT_NODE: dict[str, tuple[Any, str]] = {
     "task": ("lift", "built-in task exposed as a robot"),
     "seed": (0, "reset seed"),
@@ -119,6 +135,7 @@ RECORDER_NODE: dict[str, tuple[Any, str]] = {
 
 NODES = {
     "policy_node": POLICY_NODE,
+    "actor_node": ACTOR_NODE,
     "sim_robot_node": SIM_ROBOT_NODE,
     "teleop_node": TELEOP_NODE,
     "recorder_node": RECORDER_NODE,

@@ -30,18 +30,21 @@ from robot_rl.robot import convert  # noqa: E402
 
 
 class PolicyNode(Node):
+    NAME = "policy_node"
+    PARAMS = POLICY_NODE
+
     def __init__(self) -> None:
-        super().__init__("policy_node")
-        p = declare(self, POLICY_NODE)
-        from robot_rl.robot.cli import PolicyNodeConfig, build_policy_node
+        super().__init__(self.NAME)
+        p = declare(self, self.PARAMS)
+        from robot_rl.robot.cli import PolicyNodeConfig
 
         if not p["policy"]:
-            raise RobotRLError("policy_node: set the 'policy' parameter to a policy directory")
+            raise RobotRLError(f"{self.NAME}: set the 'policy' parameter to a policy directory")
         if p["output"] not in ("forward", "trajectory"):
             raise RobotRLError(
-                f"policy_node: output must be forward or trajectory: {p['output']!r}"
+                f"{self.NAME}: output must be forward or trajectory: {p['output']!r}"
             )
-        cfg = PolicyNodeConfig(
+        cfg = self.config_class(PolicyNodeConfig)(
             policy=Path(p["policy"]),
             mode="realtime",
             rate_hz=float(p["rate_hz"]),
@@ -50,9 +53,10 @@ class PolicyNode(Node):
             async_inference=bool(p["async_inference"]),
             seed=int(p["seed"]),
             threads=int(p["threads"]),
+            **self.extra_config(p),
         )
         envelope = envelope_config(p, cfg.rate_hz)
-        self.core, _ = build_policy_node(cfg, envelope=envelope, joint_names=p["joint_names"])
+        self.core = self.build_core(cfg, envelope, p["joint_names"])
         self.types = convert.rclpy_types()
         self.episodes = int(p["episodes"])
         self.request_reset = bool(p["request_reset"])
@@ -79,6 +83,20 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"policy {cfg.policy} at {cfg.rate_hz:g} Hz, output {self.output}, envelope on"
         )
+
+    # ---- what a subclass (the actor node) replaces ----
+
+    def config_class(self, base: type) -> type:
+        return base
+
+    def extra_config(self, p: dict) -> dict:
+        return {}
+
+    def build_core(self, cfg, envelope, joint_names):  # noqa: ANN001, ANN201
+        from robot_rl.robot.cli import build_policy_node
+
+        core, _ = build_policy_node(cfg, envelope=envelope, joint_names=joint_names)
+        return core
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
