@@ -281,3 +281,16 @@ def test_replay_actions_are_clamped_to_the_actor_box_after_normalizing() -> None
     assert all(torch.equal(a, b) for a, b in zip(p_raw, p_box, strict=True))
     # Clamping the raw actions before normalizing is a different (wrong) update.
     assert any(not torch.equal(a, b) for a, b in zip(p_raw, p_pre, strict=True))
+
+
+def test_temperature_lives_on_the_policys_device() -> None:
+    """log_temperature is created where the networks are (a CPU scalar beside CUDA networks
+    would cost a transfer per step). The meta device stands in for a second device here."""
+    norm = Normalizer()
+    norm.params["obs.x"] = (torch.ones(OBS), torch.zeros(OBS))
+    norm.params["action"] = (torch.ones(ACT), torch.zeros(ACT))
+    policy = GaussianPolicy(GaussianPolicyConfig(["x"], OBS, ACT, [16]), norm, {}).to("meta")
+    critic = CriticEnsemble(CriticConfig(OBS, ACT, 2, [16])).to("meta")
+    sac = SAC(policy, critic, make_target(critic), SACConfig())
+    assert sac.log_temperature.device == torch.device("meta")
+    assert sac.log_temperature.requires_grad and sac.log_temperature.is_leaf
