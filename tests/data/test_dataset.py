@@ -160,3 +160,15 @@ def test_sample_sequences_draws_only_from_the_generator() -> None:
         gen = torch.Generator().manual_seed(7)
         draws.append(ds.sample_sequences(16, n_obs_steps=2, horizon=4, generator=gen))
     assert torch.equal(draws[0]["actions"], draws[1]["actions"])
+
+
+def test_episode_negative_indices_bounds_and_missing_attrs() -> None:
+    import dataclasses
+
+    ds = tiny_dataset()
+    assert ds.episode(-2)["actions"][0, 0].item() == 0.0  # -num_episodes is the first episode
+    assert ds.episode(-1)["actions"][0, 0].item() == 3.0
+    for bad in (2, -3):
+        with pytest.raises(IndexError, match=rf"^episode {bad} out of range for 2 episodes$"):
+            ds.episode(bad)
+    assert dataclasses.replace(ds, episode_attrs=[]).episode(0)["attrs"] == {}
