@@ -250,3 +250,47 @@ def test_constructor_checks_and_defaults() -> None:
     for subset in (0, 4):
         with pytest.raises(ConfigError, match=r"must be in \[1, 3\] \(the number of critics\)"):
             make(target_subset=subset)
+
+
+def test_replay_actions_are_clamped_to_the_actor_box_after_normalizing() -> None:
+    """The critics learn on normalize(a) clamped to [-1, 1], the only actions the tanh actor
+    can propose: an update on actions beyond the box equals one on their clamped equivalents,
+    value for value, on both sides (and clamping happens after normalizing, not before)."""
+    scale, offset = torch.full((ACT,), 0.5), torch.full((ACT,), 0.25)
+    # normalized = 0.5 a + 0.25: -1.75, -1.25 and 1.75, 2.75 lie outside [-1, 1] (and inside
+    # or outside [-2, 2]); -0.25 .. 1.0 inside.
+    raw = torch.tensor([-4.0, -3.0, -1.0, 0.0, 1.0, 1.5, 3.0, 5.0])
+    actions = torch.stack([raw, raw.flip(0)], dim=1).repeat(2, 1)
+    normalized = 0.5 * actions + 0.25
+    assert (normalized < -1.5).any() and (normalized > 2.0).any()
+    assert ((normalized > -2.0) & (normalized < -1.0)).any()
+    assert ((normalized > 1.0) & (normalized < 2.0)).any()
+    in_box = (normalized.clamp(-1.0, 1.0) - 0.25) / 0.5  # raw actions that normalize in-box
+    torch.manual_seed(3)
+    batch = _batch(16)
+    results = []
+    for acts in (actions, in_box, actions.clamp(-1.0, 1.0)):
+        sac = _sac(utd=2)
+        sac.policy.normalizer.params["action"] = (scale, offset)
+        torch.manual_seed(4)
+        metrics = sac.update({**batch, "actions": acts})
+        results.append((metrics, [p.detach().clone() for p in sac.critic.parameters()]))
+    (m_raw, p_raw), (m_box, p_box), (_, p_pre) = results
+    for name in ("train/critic_loss", "train/q_mean", "train/td_target_mean"):
+        assert torch.equal(m_raw[name], m_box[name]), name
+    assert all(torch.equal(a, b) for a, b in zip(p_raw, p_box, strict=True))
+    # Clamping the raw actions before normalizing is a different (wrong) update.
+    assert any(not torch.equal(a, b) for a, b in zip(p_raw, p_pre, strict=True))
+
+
+def test_temperature_lives_on_the_policys_device() -> None:
+    """log_temperature is created where the networks are (a CPU scalar beside CUDA networks
+    would cost a transfer per step). The meta device stands in for a second device here."""
+    norm = Normalizer()
+    norm.params["obs.x"] = (torch.ones(OBS), torch.zeros(OBS))
+    norm.params["action"] = (torch.ones(ACT), torch.zeros(ACT))
+    policy = GaussianPolicy(GaussianPolicyConfig(["x"], OBS, ACT, [16]), norm, {}).to("meta")
+    critic = CriticEnsemble(CriticConfig(OBS, ACT, 2, [16])).to("meta")
+    sac = SAC(policy, critic, make_target(critic), SACConfig())
+    assert sac.log_temperature.device == torch.device("meta")
+    assert sac.log_temperature.requires_grad and sac.log_temperature.is_leaf

@@ -118,3 +118,57 @@ def test_to_device_copies_everything() -> None:
     batch = ds.sample(4, device="cpu")
     assert batch["obs"]["x"].device.type == "cpu"
     assert ds.env_args == {"env_name": "lift"}
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    return []
+
+
+def test_to_and_device_arguments_move_every_tensor() -> None:
+    """``to``, ``sample(device=)`` and ``sample_sequences(device=)`` put every tensor (states
+    and episode bookkeeping included) on the device. The meta device stands in for a GPU."""
+    import dataclasses
+
+    src = tiny_dataset()
+    src = dataclasses.replace(src, states=torch.zeros(src.num_transitions, 2, dtype=torch.float64))
+    meta = torch.device("meta")
+    moved = src.to("meta")
+    fields = {f.name: getattr(moved, f.name) for f in dataclasses.fields(moved)}
+    tensors = {k: v for k, v in fields.items() if _tensors(v)}
+    assert {"obs", "next_obs", "actions", "rewards", "dones", "terminals", "episode_ids",
+            "episode_starts", "episode_lengths", "states"} <= set(tensors)  # fmt: skip
+    for name, value in tensors.items():
+        assert all(t.device == meta for t in _tensors(value)), name
+    gen = torch.Generator().manual_seed(0)
+    batch = src.sample(4, generator=gen, device="meta")
+    assert all(t.device == meta for t in _tensors(batch))
+    seq = src.sample_sequences(3, n_obs_steps=2, horizon=4, generator=gen, device="meta")
+    assert all(t.device == meta for t in _tensors(seq))
+    # Without a device the batch stays where the data is.
+    assert all(t.device.type == "cpu" for t in _tensors(src.sample(4, generator=gen)))
+
+
+def test_sample_sequences_draws_only_from_the_generator() -> None:
+    ds = tiny_dataset()
+    draws = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        gen = torch.Generator().manual_seed(7)
+        draws.append(ds.sample_sequences(16, n_obs_steps=2, horizon=4, generator=gen))
+    assert torch.equal(draws[0]["actions"], draws[1]["actions"])
+
+
+def test_episode_negative_indices_bounds_and_missing_attrs() -> None:
+    import dataclasses
+
+    ds = tiny_dataset()
+    assert ds.episode(-2)["actions"][0, 0].item() == 0.0  # -num_episodes is the first episode
+    assert ds.episode(-1)["actions"][0, 0].item() == 3.0
+    for bad in (2, -3):
+        with pytest.raises(IndexError, match=rf"^episode {bad} out of range for 2 episodes$"):
+            ds.episode(bad)
+    assert dataclasses.replace(ds, episode_attrs=[]).episode(0)["attrs"] == {}

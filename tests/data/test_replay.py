@@ -177,3 +177,56 @@ def test_mixed_sampler_edges_and_seeding() -> None:
         MixedSampler(
             ReplayBuffer(4, {**OBS_SHAPES, "y": ((1,), torch.float32)}, 1), _offline(), 0.5
         )
+
+
+def test_storage_lives_on_the_buffers_device() -> None:
+    """Every ring tensor is allocated on ``device`` (also through ``for_space``), and the
+    sampler moves offline data there. The meta device stands in for a second device."""
+    import gymnasium as gym
+    import numpy as np
+
+    space = gym.spaces.Dict({"x": gym.spaces.Box(-1.0, 1.0, (2,), np.float32)})
+    meta = torch.device("meta")
+    for buf in (ReplayBuffer(4, OBS_SHAPES, 1, device="meta"),
+                ReplayBuffer.for_space(4, space, 1, device="meta")):  # fmt: skip
+        assert buf.device == meta
+        stored = [*buf.obs.values(), *buf.next_obs.values(), buf.actions, buf.rewards,
+                  buf.terminals]  # fmt: skip
+        assert all(t.device == meta for t in stored)
+    sampler = MixedSampler(ReplayBuffer(4, OBS_SHAPES, 1, device="meta"), _offline(), 0.5)
+    assert sampler.offline is not None
+    assert sampler.offline.actions.device == meta and sampler.offline.obs["x"].device == meta
+
+
+def test_add_converts_env_dtypes_to_the_storage_dtypes() -> None:
+    """Envs hand over float64 rewards and actions and bool ``terminated``; the ring stores
+    float32 (the same values as a cast), whatever torch's default dtype is."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        buf = _buffer(4)
+    finally:
+        torch.set_default_dtype(previous)
+    assert {buf.actions.dtype, buf.rewards.dtype, buf.terminals.dtype} == {torch.float32}
+    actions = torch.tensor([[0.1], [-0.7]], dtype=torch.float64)
+    rewards = torch.tensor([1.0 / 3.0, 2.5], dtype=torch.float64)
+    obs = torch.tensor([[0.2, 0.4], [0.6, 0.8]], dtype=torch.float64)
+    buf.add({"x": obs}, actions, rewards, {"x": obs + 1}, torch.tensor([True, False]))
+    batch = buf.gather(torch.tensor([0, 1]))
+    assert torch.equal(batch["actions"], actions.float())
+    assert torch.equal(batch["rewards"], rewards.float())
+    assert torch.equal(batch["terminals"], torch.tensor([1.0, 0.0]))
+    assert torch.equal(batch["next_obs"]["x"], (obs + 1).float())
+
+
+def test_load_error_spells_out_a_multidimensional_shape() -> None:
+    shapes = {"image": ((4, 5), torch.uint8)}
+    src = ReplayBuffer(8, shapes, 1)
+    frame = torch.zeros(3, 4, 5, dtype=torch.uint8)
+    src.add({"image": frame}, torch.zeros(3, 1), torch.zeros(3), {"image": frame}, torch.zeros(3))
+    state = {**src.state_dict(), "obs.image": torch.zeros(3, 5, 4, dtype=torch.uint8)}
+    with pytest.raises(
+        CheckpointError,
+        match=r"^replay state entry 'obs.image' is \(3, 5, 4\), expected \(3, 4, 5\)$",
+    ):
+        ReplayBuffer(8, shapes, 1).load_state_dict(state)

@@ -261,3 +261,24 @@ def test_sampling_draws_from_the_given_generator() -> None:
 
     torch.testing.assert_close(run(0), run(0), atol=0, rtol=0)
     assert not torch.allclose(run(0), run(1))
+
+
+def test_sampler_class_follows_the_config_and_loading_is_strict() -> None:
+    from diffusers import DDIMScheduler, DDPMScheduler
+
+    ddpm = make_policy(inference_scheduler="ddpm", num_inference_steps=100)
+    assert type(ddpm.sampler) is DDPMScheduler
+    assert type(make_policy(inference_scheduler="ddim").sampler) is DDIMScheduler
+    state = {k: v for k, v in make_policy().state_dict().items() if not k.endswith(".bias")}
+    with pytest.raises(RuntimeError, match="Missing key"):
+        make_policy().load_state_dict(state)
+
+
+def test_reset_with_an_id_of_another_batch_forgets_everything() -> None:
+    policy = make_policy()
+    policy.act({"x": torch.zeros(2, OBS_DIM)})  # a batch of 2 envs
+    policy.reset(torch.tensor([2]))  # id 2 cannot be in that batch: a new batch starts
+    assert policy._next is None and policy._plan is None
+    policy.act({"x": torch.zeros(2, OBS_DIM)})
+    policy.reset(torch.tensor([1]))  # id 1 is: only its queue is cleared
+    assert policy._next is not None and policy._next.tolist()[1] == -1
