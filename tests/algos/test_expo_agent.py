@@ -14,7 +14,7 @@ from robot_rl.policies.expo import EXPOPolicy, EXPOPolicyConfig
 GAMMA = 0.9
 
 
-def _agent(num_envs: int = 2, ta: int = 2) -> EXPOAgent:
+def _agent(num_envs: int = 2, ta: int = 2, beta_mode: str = "fixed") -> EXPOAgent:
     torch.manual_seed(0)
     ident = {"obs.x": (torch.ones(1), torch.zeros(1)), "action": (torch.ones(1), torch.zeros(1))}
     cfg = EXPOPolicyConfig(["x"], 1, 1, n_obs_steps=1, horizon=ta, n_action_steps=ta,
@@ -22,7 +22,7 @@ def _agent(num_envs: int = 2, ta: int = 2) -> EXPOAgent:
                            critic_hidden_dims=[8], edit_hidden_dims=[8])  # fmt: skip
     policy = EXPOPolicy(cfg, Normalizer(ident), {"env_name": "toy"})
     critic = CriticEnsemble(CriticConfig(1, ta, num_critics=2, hidden_dims=[8]))
-    expo = EXPOConfig(discount=GAMMA, batch_size=4, utd=1)
+    expo = EXPOConfig(discount=GAMMA, batch_size=4, utd=1, beta_mode=beta_mode, beta_lr=0.5)
     return EXPOAgent(policy, critic, None, expo, num_envs, 100, torch.Generator().manual_seed(0))
 
 
@@ -113,3 +113,18 @@ def test_expo_policy_directory_round_trip_acts_identically(tmp_path) -> None:
     # Deterministic selection is a function of the state: a fresh start acts the same.
     policy.reset()
     assert torch.equal(policy.act(obs, deterministic=True), a)
+
+
+def test_adaptive_beta_is_logged_saved_in_the_policy_and_resumed() -> None:
+    agent = _agent(beta_mode="adaptive")
+    obs = _obs(0.0, 1.0)
+    for _ in range(6):
+        _step(agent, obs, [1.0, 0.0], [False, False], [False, False], obs)
+    _step(agent, obs, [1.0, 0.0], [True, True], [False, False], obs)
+    metrics = agent.update()
+    beta = agent.policy.edit.beta
+    assert beta != 0.05 and metrics["train/beta"] == beta == agent.policy.config.beta
+    files, meta = agent.state_dict()
+    fresh = _agent(beta_mode="adaptive")
+    fresh.load_state_dict(files, meta)
+    assert fresh.policy.edit.beta == beta and fresh.policy.config.beta == beta
