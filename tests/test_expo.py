@@ -94,3 +94,48 @@ def test_base_policy_gets_no_critic_gradient_and_chunked_update_runs():
     assert any(not torch.equal(p, q) for p, q in zip(before, critic.parameters(), strict=True))
     base.loss({"obs": obs, "actions": torch.rand(b, 4, 2)}).backward()  # imitation only
     assert all(p.grad is not None for p in base.denoiser.parameters())
+
+
+def test_adaptive_beta_step_against_hand_values():
+    from robot_rl.algos.expo import adaptive_beta_step
+
+    # Two critics: std over members (population) of (1, 3) is 1 and of (0, 4) is 2 -> mean 1.5;
+    # on the data actions the members agree within std 1 -> ratio 1.5.
+    q_edit = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
+    q_data = torch.tensor([[0.0, 5.0], [2.0, 7.0]])
+    lb, ratio = adaptive_beta_step(math.log(0.05), q_edit, q_data, 1.0, 0.1, (0.01, 1.0))
+    assert ratio == 1.5
+    assert math.isclose(lb, math.log(0.05) - 0.1 * 0.5)  # disagreement above target: shrink
+    lb, _ = adaptive_beta_step(math.log(0.05), q_edit, q_data, 2.5, 0.1, (0.01, 1.0))
+    assert math.isclose(lb, math.log(0.05) + 0.1)  # below target: grow
+    lb, _ = adaptive_beta_step(math.log(0.011), q_edit, q_data, 0.0, 1.0, (0.01, 1.0))
+    assert math.isclose(lb, math.log(0.01))  # clipped at the lower bound
+
+
+def test_adaptive_beta_moves_the_edit_scale_and_fixed_does_not():
+    from robot_rl.algos.expo import EXPO
+    from robot_rl.policies.critic import make_target
+
+    for mode in ("fixed", "adaptive"):
+        torch.manual_seed(0)
+        critic = CriticEnsemble(CriticConfig(3, 2, num_critics=4, hidden_dims=[16]))
+        edit = EditPolicy(3, 2, 0.05, (16,))
+        cfg = EXPOConfig(beta_mode=mode, beta_lr=0.5)
+        agent = EXPO(critic, make_target(critic), edit, cfg)
+        agent.edit_step(torch.randn(32, 3), torch.rand(32, 2) - 0.5)
+        if mode == "fixed":
+            assert edit.beta == 0.05 and math.isnan(agent.beta_ratio)
+        else:
+            expect = math.exp(math.log(0.05) - 0.5 * (agent.beta_ratio - cfg.beta_target))
+            assert math.isclose(edit.beta, min(max(expect, 0.01), 1.0))
+            assert edit.beta != 0.05
+
+
+def test_adaptive_beta_config_rejects_bad_bounds():
+    import pytest
+
+    from robot_rl.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        EXPOConfig(beta_mode="adaptive", beta=0.5, beta_bounds=(0.01, 0.1))
+    assert EXPOConfig().beta_mode == "fixed"  # the authors' fixed beta stays the default

@@ -174,6 +174,9 @@ class OnlineConfig:
     """expo: base samples N per state (2N candidates with the edits; default per scale)."""
     beta: float | None = None
     """expo: edit scale (default 0.05)."""
+    beta_mode: Literal["fixed", "adaptive"] | None = None
+    """expo: fixed beta (default, the authors') or adaptive (tuned against the critics'
+    disagreement on edits; ``beta`` is its start)."""
     eval_every: int = 2000
     """Env steps between deterministic evaluations."""
     eval_episodes: int = 50

@@ -107,7 +107,9 @@ class EXPOConfig:
     base_lr: float = 1e-4
     """AdamW rate of the base policy's continued imitation."""
     target_entropy_per_dim: float = -0.5
-    """Target entropy = this * |A| (of the flattened chunk)."""
+    """Target entropy = this * |A| (of the flattened chunk). The edit's entropy per dim is at
+    most log(2 beta) (uniform on [-beta, beta]): for beta < e^-0.5 / 2 ~ 0.30 the target is out
+    of reach and the temperature only grows (1.0 -> 1.35 over 10k steps at beta 0.05 on point)."""
     offline_ratio: float = 0.5
     """Share of offline rows in critic and imitation batches."""
     reward_scale: float = 10.0
@@ -116,6 +118,16 @@ class EXPOConfig:
     """... per env step (SAC's convention in this project)."""
     next_base: Literal["cache", "fresh"] = "cache"
     """TD-target base samples at s': drawn when s' was acted on (cache) or redrawn (fresh)."""
+    beta_mode: Literal["fixed", "adaptive"] = "fixed"
+    """fixed: the authors' constant beta. adaptive: beta is a dual variable, tuned like SAC's
+    temperature so the critics' disagreement on edited actions stays near ``beta_target`` times
+    their disagreement on the batch's own (data) actions (see :func:`adaptive_beta_step`)."""
+    beta_target: float = 1.5
+    """adaptive: target ratio std_k Q_k(s, edited) / std_k Q_k(s, a_data) over the batch."""
+    beta_lr: float = 3e-3
+    """adaptive: step of log beta per edit step (times the ratio's gap to its target)."""
+    beta_bounds: tuple[float, float] = (0.01, 1.0)
+    """adaptive: beta stays in [lo, hi]."""
 
     def __post_init__(self) -> None:
         if self.num_edits != self.num_base_samples:
@@ -124,6 +136,15 @@ class EXPOConfig:
             raise ConfigError("beta > 0, discount in (0, 1) and offline_ratio in [0, 1] needed")
         if min(self.utd, self.batch_size, self.num_base_samples) < 1:
             raise ConfigError("utd, batch_size and num_base_samples must be >= 1")
+        lo, hi = self.beta_bounds
+        if self.beta_mode not in ("fixed", "adaptive"):
+            raise ConfigError(f"beta_mode {self.beta_mode!r}: choose fixed or adaptive")
+        if self.beta_mode == "adaptive" and not (0 < lo <= self.beta <= hi and self.beta_target > 0
+                                                 and self.beta_lr > 0):  # fmt: skip
+            raise ConfigError(
+                f"adaptive beta needs 0 < lo <= beta <= hi (got {lo}, {self.beta}, {hi}), "
+                "beta_target > 0 and beta_lr > 0"
+            )
 
     @classmethod
     def cpu(cls) -> EXPOConfig:
@@ -167,6 +188,26 @@ def td_target(
         return reward + discount * not_done * q
 
 
+def adaptive_beta_step(
+    log_beta: float, q_edit: Tensor, q_data: Tensor, target: float, lr: float,
+    bounds: tuple[float, float],
+) -> tuple[float, float]:  # fmt: skip
+    """One dual step on log beta; returns (new log beta, ratio).
+
+    ``q_edit`` and ``q_data`` [K, B] are every critic's value of the edited actions and of the
+    batch's own actions at the same states. ratio = mean_b std_k q_edit / mean_b std_k q_data
+    (population std over the K members). Like SAC's temperature against its entropy target,
+    log beta <- clip(log beta - lr * (ratio - target), log lo, log hi): edits may grow while the
+    ensemble agrees on them about as well as on the data, and shrink once they reach actions
+    where it disagrees (the out-of-distribution actions a larger beta invites).
+    """
+    ratio = float(
+        q_edit.std(0, correction=0).mean() / q_data.std(0, correction=0).mean().clamp_min(1e-8)
+    )
+    new = log_beta - lr * (ratio - target)
+    return min(max(new, math.log(bounds[0])), math.log(bounds[1])), ratio
+
+
 class EXPO:
     """Critic ensemble, target and edit policy with their optimizers (base policy apart)."""
 
@@ -184,6 +225,8 @@ class EXPO:
         self.opt_critic = adam(critic.parameters(), lr=cfg.lr)
         self.opt_edit = adam(edit.parameters(), lr=cfg.lr)
         self.opt_temp = adam([self.log_temperature], lr=cfg.lr)
+        self.beta_ratio = float("nan")
+        """adaptive beta: the latest disagreement ratio (edited / data actions)."""
 
     def critic_step(
         self, obs: Tensor, action: Tensor, reward: Tensor, not_done: Tensor,
@@ -212,7 +255,8 @@ class EXPO:
         """SAC step of the edit policy on (s, base action) against the ensemble mean."""
         edited, log_pi = self.edit(obs, action)
         self.critic.requires_grad_(False)
-        q = self.critic(obs, edited).mean(0)
+        q_all = self.critic(obs, edited)
+        q = q_all.mean(0)
         self.critic.requires_grad_(True)
         temp = self.log_temperature.exp()
         loss = (temp.detach() * log_pi - q).mean()
@@ -223,6 +267,14 @@ class EXPO:
         self.opt_temp.zero_grad(set_to_none=True)
         t_loss.backward()
         self.opt_temp.step()
+        if self.cfg.beta_mode == "adaptive":
+            with torch.no_grad():
+                q_data = self.critic(obs, action)
+            log_beta, self.beta_ratio = adaptive_beta_step(
+                math.log(self.edit.beta), q_all.detach(), q_data, self.cfg.beta_target,
+                self.cfg.beta_lr, self.cfg.beta_bounds,
+            )  # fmt: skip
+            self.edit.beta = math.exp(log_beta)
         return loss.detach()
 
 
@@ -514,12 +566,18 @@ class EXPOAgent:
         edit_loss = self.core.edit_step(batch["obs"][last], batch["action"][last])
         imitation = self._imitation_step()
         self.updates += 1
-        return {
+        metrics = {
             "train/critic_loss": float(torch.stack(losses).mean()),
             "train/edit_loss": float(edit_loss),
             "train/temperature": float(self.core.log_temperature.detach().exp()),
             "train/base_loss": imitation,
         }
+        if cfg.beta_mode == "adaptive":
+            # The policy directory records the current beta, so eval acts with it.
+            self.policy.config.beta = self.policy.edit.beta
+            metrics.update({"train/beta": self.policy.edit.beta,
+                            "train/beta_ratio": self.core.beta_ratio})  # fmt: skip
+        return metrics
 
     # -- saving and resuming ---------------------------------------------------------------
 
@@ -536,6 +594,7 @@ class EXPOAgent:
         learner = {f"policy.{k}": v for k, v in self.policy.state_dict().items()}
         learner.update({f"critic.{k}": v for k, v in self.critic.state_dict().items()})
         learner["log_temperature"] = self.core.log_temperature.detach().clone()
+        learner["beta"] = torch.tensor([self.policy.edit.beta], dtype=torch.float64)
         groups = {}
         for name, opt in self._optimizers().items():
             tensors, groups[name] = optimizer_tensors(name, opt)
@@ -555,6 +614,8 @@ class EXPOAgent:
             self.critic.load_state_dict(strip_prefix(learner, "critic."))
             with torch.no_grad():
                 self.core.log_temperature.copy_(learner["log_temperature"])
+            if "beta" in learner:  # adaptive beta moves; fixed beta stores its constant
+                self.policy.edit.beta = self.policy.config.beta = float(learner["beta"])
             for name, opt in self._optimizers().items():
                 load_optimizer(name, opt, learner, meta["optimizers"][name])
         except (KeyError, RuntimeError, ValueError) as e:
@@ -688,6 +749,7 @@ def build(cfg: OnlineConfig, env: Any, generator: torch.Generator) -> EXPOAgent:
         reward_bias=reward.bias if cfg.reward_bias is None else cfg.reward_bias,
         discount=reward.discount if cfg.discount is None else cfg.discount,
         next_base="fresh" if cfg.scale == "paper" else "cache",
+        beta_mode=getattr(cfg, "beta_mode", None) or "fixed",
     )  # fmt: skip
     agent = EXPOAgent(policy.train(), critic, offline if settings.offline_ratio > 0 else None,
                       settings, cfg.num_envs, cfg.env_steps + cfg.num_envs, generator,
@@ -709,6 +771,7 @@ __all__ = [
     "EXPOAgent",
     "EXPOConfig",
     "EditPolicy",
+    "adaptive_beta_step",
     "offline_chunk_rows",
     "select",
     "td_target",
