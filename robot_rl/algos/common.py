@@ -6,6 +6,7 @@ import functools
 import math
 import os
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -285,7 +286,26 @@ def publish_log(cfg: Any) -> None:
         os.replace(staging, target)
 
 
+class _Writer(SummaryWriter):
+    """A SummaryWriter whose ``with`` block never hangs on the way out of an error.
+
+    Ctrl+C can land while the writer holds its internal lock; closing it then from the same
+    thread would wait on that lock forever. On an exception the close runs in a daemon thread
+    and is waited for at most ``CLOSE_TIMEOUT_S`` (normally it finishes at once, flushed).
+    """
+
+    CLOSE_TIMEOUT_S = 5.0
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        closer = threading.Thread(target=self.close, name="writer-close", daemon=True)
+        closer.start()
+        closer.join(self.CLOSE_TIMEOUT_S)
+
+
 def make_writer(log_dir: Path | None, default_name: str) -> SummaryWriter:
     """TensorBoard writer under ``log_dir`` (default ``runs/<default_name>``; offline trainers
-    pass ``default_log_dir(cfg)``, which lands in ``<out>/tb``)."""
-    return SummaryWriter(str(log_dir or Path("runs") / default_name))
+    pass ``default_log_dir(cfg)``, which lands in ``<out>/tb``); use it as a context manager."""
+    return _Writer(str(log_dir or Path("runs") / default_name))
