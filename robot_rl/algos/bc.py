@@ -57,21 +57,20 @@ def train_bc(cfg: BCConfig, progress: bool = True) -> GaussianPolicy:
     policy = GaussianPolicy(policy_cfg, normalizer, env_info).to(cfg.device)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.steps)
-    writer = make_writer(default_log_dir(cfg), f"bc-{cfg.out.name}")
-    bar = trange(cfg.steps, desc="bc", disable=not progress, leave=False)
-    for step in bar:
-        batch = dataset.sample(cfg.batch_size, generator=generator, device=cfg.device)
-        target = normalizer.normalize_action(batch["actions"])
-        loss = -policy.log_prob(batch["obs"], target).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % 200 == 0 or step == cfg.steps - 1:
-            value = loss.item()
-            writer.add_scalar("train/actor_loss", value, step)
-            bar.set_postfix(nll=f"{value:.3f}")
-    writer.close()
+    with make_writer(default_log_dir(cfg), f"bc-{cfg.out.name}") as writer:
+        bar = trange(cfg.steps, desc="bc", disable=not progress, leave=False)
+        for step in bar:
+            batch = dataset.sample(cfg.batch_size, generator=generator, device=cfg.device)
+            target = normalizer.normalize_action(batch["actions"])
+            loss = -policy.log_prob(batch["obs"], target).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            if step % 200 == 0 or step == cfg.steps - 1:
+                value = loss.item()
+                writer.add_scalar("train/actor_loss", value, step)
+                bar.set_postfix(nll=f"{value:.3f}")
     policy.eval()
     policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": config_json(cfg)})
     return policy

@@ -159,95 +159,96 @@ def train_calql(cfg: CalQLConfig, progress: bool = True) -> GaussianPolicy:
     temp_opt = adam([log_temp], lr=cfg.temperature_lr)
     cql_alpha_opt = adam([log_cql_alpha], lr=cfg.critic_lr)
     n, b = cfg.cql_n_actions, cfg.batch_size
-    writer = make_writer(default_log_dir(cfg), f"calql-{cfg.out.name}")
-    bar = trange(cfg.steps, desc="calql", disable=not progress, leave=False)
-    for step in bar:
-        batch = dataset.sample(b, generator, extras={"mc": mc})
-        with torch.no_grad():
-            obs = policy.flat_obs(batch["obs"])
-            next_obs = policy.flat_obs(batch["next_obs"])
-            action = normalizer.normalize_action(batch["actions"]).clamp(-1.0, 1.0)
-            reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
+    with make_writer(default_log_dir(cfg), f"calql-{cfg.out.name}") as writer:
+        bar = trange(cfg.steps, desc="calql", disable=not progress, leave=False)
+        for step in bar:
+            batch = dataset.sample(b, generator, extras={"mc": mc})
+            with torch.no_grad():
+                obs = policy.flat_obs(batch["obs"])
+                next_obs = policy.flat_obs(batch["next_obs"])
+                action = normalizer.normalize_action(batch["actions"]).clamp(-1.0, 1.0)
+                reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
 
-        # Actor and temperature (SAC) against the ensemble min.
-        temperature = log_temp.exp()
-        actor_loss, log_pi, q_pi = calql_actor_loss(policy, critic, batch["obs"], obs, temperature)
-        actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        actor_opt.step()
-        temp_loss = -(log_temp * (log_pi.detach() + target_entropy)).mean()
-        temp_opt.zero_grad(set_to_none=True)
-        temp_loss.backward()
-        temp_opt.step()
+            # Actor and temperature (SAC) against the ensemble min.
+            temperature = log_temp.exp()
+            actor_loss, log_pi, q_pi = calql_actor_loss(
+                policy, critic, batch["obs"], obs, temperature
+            )
+            actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            actor_opt.step()
+            temp_loss = -(log_temp * (log_pi.detach() + target_entropy)).mean()
+            temp_opt.zero_grad(set_to_none=True)
+            temp_loss.backward()
+            temp_opt.step()
 
-        with torch.no_grad():
-            # TD target: max over next-action samples of a random-subset min, no entropy.
-            k = n if cfg.max_target_backup else 1
-            next_rep = _repeat(batch["next_obs"], k)
-            next_actions, _ = policy.sample(next_rep)
-            q_next = target(next_obs.repeat_interleave(k, 0), next_actions)
-            q_next = CriticEnsemble.subset_min(q_next, cfg.target_subset, generator=generator)
-            q_next = q_next.view(b, k).max(dim=1).values
-            td_target = calql_td_target(reward, batch["terminals"], q_next, cfg.discount)
+            with torch.no_grad():
+                # TD target: max over next-action samples of a random-subset min, no entropy.
+                k = n if cfg.max_target_backup else 1
+                next_rep = _repeat(batch["next_obs"], k)
+                next_actions, _ = policy.sample(next_rep)
+                q_next = target(next_obs.repeat_interleave(k, 0), next_actions)
+                q_next = CriticEnsemble.subset_min(q_next, cfg.target_subset, generator=generator)
+                q_next = q_next.view(b, k).max(dim=1).values
+                td_target = calql_td_target(reward, batch["terminals"], q_next, cfg.discount)
 
-            # CQL proposals at s: uniform, pi(s) and pi(s') actions, n each.
-            obs_rep = _repeat(batch["obs"], n)
-            rand_actions = torch.rand(b * n, action_dim, device=obs.device) * 2.0 - 1.0
-            cur_actions, cur_log_pi = policy.sample(obs_rep)
-            nxt_actions, nxt_log_pi = policy.sample(_repeat(batch["next_obs"], n))
+                # CQL proposals at s: uniform, pi(s) and pi(s') actions, n each.
+                obs_rep = _repeat(batch["obs"], n)
+                rand_actions = torch.rand(b * n, action_dim, device=obs.device) * 2.0 - 1.0
+                cur_actions, cur_log_pi = policy.sample(obs_rep)
+                nxt_actions, nxt_log_pi = policy.sample(_repeat(batch["next_obs"], n))
 
-        q_data = critic(obs, action)
-        td_loss = (q_data - td_target).pow(2).mean(dim=1).sum()
-        # One batched critic call for all 3n proposals per state: [E, 3, B, n].
-        q_prop = critic(
-            obs.repeat_interleave(n, 0).repeat(3, 1),
-            torch.cat([rand_actions, cur_actions, nxt_actions]),
-        ).view(cfg.num_critics, 3, b, n)
-        q_rand, q_cur, q_nxt = q_prop.unbind(1)
-        cql_gap = cql_action_gap(
-            q_data,
-            q_rand,
-            q_cur,
-            q_nxt,
-            cur_log_pi.view(b, n),
-            nxt_log_pi.view(b, n),
-            action_dim,
-            cql_temperature=cfg.cql_temperature,
-            mc_return=batch["mc"] if cfg.calibrated else None,
-        )
-        if cfg.cql_lagrange:
-            cql_alpha = log_cql_alpha.exp().clamp(0.0, 1e6) * cfg.cql_alpha
-            cql_loss = (cql_alpha.detach() * (cql_gap - cfg.cql_target_action_gap)).sum()
-            alpha_loss = -(cql_alpha * (cql_gap.detach() - cfg.cql_target_action_gap)).mean()
-            cql_alpha_opt.zero_grad(set_to_none=True)
-            alpha_loss.backward()
-            cql_alpha_opt.step()
-        else:
-            cql_alpha = torch.tensor(cfg.cql_alpha)
-            cql_loss = cfg.cql_alpha * cql_gap.sum()
-        critic_opt.zero_grad(set_to_none=True)
-        (td_loss + cql_loss).backward()
-        critic_opt.step()
-        polyak_update(target, critic, cfg.tau)
+            q_data = critic(obs, action)
+            td_loss = (q_data - td_target).pow(2).mean(dim=1).sum()
+            # One batched critic call for all 3n proposals per state: [E, 3, B, n].
+            q_prop = critic(
+                obs.repeat_interleave(n, 0).repeat(3, 1),
+                torch.cat([rand_actions, cur_actions, nxt_actions]),
+            ).view(cfg.num_critics, 3, b, n)
+            q_rand, q_cur, q_nxt = q_prop.unbind(1)
+            cql_gap = cql_action_gap(
+                q_data,
+                q_rand,
+                q_cur,
+                q_nxt,
+                cur_log_pi.view(b, n),
+                nxt_log_pi.view(b, n),
+                action_dim,
+                cql_temperature=cfg.cql_temperature,
+                mc_return=batch["mc"] if cfg.calibrated else None,
+            )
+            if cfg.cql_lagrange:
+                cql_alpha = log_cql_alpha.exp().clamp(0.0, 1e6) * cfg.cql_alpha
+                cql_loss = (cql_alpha.detach() * (cql_gap - cfg.cql_target_action_gap)).sum()
+                alpha_loss = -(cql_alpha * (cql_gap.detach() - cfg.cql_target_action_gap)).mean()
+                cql_alpha_opt.zero_grad(set_to_none=True)
+                alpha_loss.backward()
+                cql_alpha_opt.step()
+            else:
+                cql_alpha = torch.tensor(cfg.cql_alpha)
+                cql_loss = cfg.cql_alpha * cql_gap.sum()
+            critic_opt.zero_grad(set_to_none=True)
+            (td_loss + cql_loss).backward()
+            critic_opt.step()
+            polyak_update(target, critic, cfg.tau)
 
-        if step % 200 == 0 or step == cfg.steps - 1:
-            metrics = {
-                "train/critic_loss": td_loss.item() / cfg.num_critics,
-                "train/cql_loss": cql_loss.item() / cfg.num_critics,
-                "train/cql_gap": cql_gap.mean().item(),
-                "train/cql_alpha": cql_alpha.item(),
-                "train/actor_loss": actor_loss.item(),
-                "train/temperature": temperature.item(),
-                "train/entropy": -log_pi.mean().item(),
-                "train/q_mean": q_data.mean().item(),
-                "train/q_pi_mean": q_pi.mean().item(),
-                "train/q_rand_mean": q_rand.mean().item(),
-                "train/mc_mean": batch["mc"].mean().item(),
-            }
-            for name, val in metrics.items():
-                writer.add_scalar(name, val, step)
-            bar.set_postfix(q=f"{metrics['train/q_mean']:.1f}", gap=f"{cql_gap.mean():.2f}")
-    writer.close()
+            if step % 200 == 0 or step == cfg.steps - 1:
+                metrics = {
+                    "train/critic_loss": td_loss.item() / cfg.num_critics,
+                    "train/cql_loss": cql_loss.item() / cfg.num_critics,
+                    "train/cql_gap": cql_gap.mean().item(),
+                    "train/cql_alpha": cql_alpha.item(),
+                    "train/actor_loss": actor_loss.item(),
+                    "train/temperature": temperature.item(),
+                    "train/entropy": -log_pi.mean().item(),
+                    "train/q_mean": q_data.mean().item(),
+                    "train/q_pi_mean": q_pi.mean().item(),
+                    "train/q_rand_mean": q_rand.mean().item(),
+                    "train/mc_mean": batch["mc"].mean().item(),
+                }
+                for name, val in metrics.items():
+                    writer.add_scalar(name, val, step)
+                bar.set_postfix(q=f"{metrics['train/q_mean']:.1f}", gap=f"{cql_gap.mean():.2f}")
     policy.eval()
     extra_config, extra_files = critic_checkpoint(critic, target, log_temp.exp().item())
     if cfg.cql_lagrange:

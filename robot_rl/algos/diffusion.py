@@ -142,29 +142,28 @@ def train_diffusion(cfg: DiffusionConfig, progress: bool = True) -> DiffusionPol
     policy = policy.to(cfg.device).train()
     optimizer = optim.AdamW(policy.denoiser.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.steps)
-    writer = make_writer(default_log_dir(cfg), f"diffusion-{cfg.out.name}")
-    bar = trange(cfg.steps, desc="diffusion", disable=not progress, leave=False)
-    for step in bar:
-        batch = dataset.sample_sequences(
-            cfg.batch_size,
-            n_obs_steps=cfg.n_obs_steps,
-            horizon=cfg.horizon,
-            generator=generator,
-            device=cfg.device,
-        )
-        loss = policy.loss(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        decay = policy.ema_update(step, power=cfg.ema_power)
-        if step % 200 == 0 or step == cfg.steps - 1:
-            value = loss.item()
-            writer.add_scalar("train/actor_loss", value, step)
-            writer.add_scalar("train/lr", schedule.get_last_lr()[0], step)
-            writer.add_scalar("train/ema_decay", decay, step)
-            bar.set_postfix(loss=f"{value:.4f}")
-    writer.close()
+    with make_writer(default_log_dir(cfg), f"diffusion-{cfg.out.name}") as writer:
+        bar = trange(cfg.steps, desc="diffusion", disable=not progress, leave=False)
+        for step in bar:
+            batch = dataset.sample_sequences(
+                cfg.batch_size,
+                n_obs_steps=cfg.n_obs_steps,
+                horizon=cfg.horizon,
+                generator=generator,
+                device=cfg.device,
+            )
+            loss = policy.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            decay = policy.ema_update(step, power=cfg.ema_power)
+            if step % 200 == 0 or step == cfg.steps - 1:
+                value = loss.item()
+                writer.add_scalar("train/actor_loss", value, step)
+                writer.add_scalar("train/lr", schedule.get_last_lr()[0], step)
+                writer.add_scalar("train/ema_decay", decay, step)
+                bar.set_postfix(loss=f"{value:.4f}")
     policy.eval()
     policy.save(cfg.out, overwrite=cfg.overwrite, extra_config={"train": config_json(cfg)})
     return policy

@@ -148,56 +148,55 @@ def train_iql(cfg: IQLConfig, progress: bool = True) -> GaussianPolicy:
     actor_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(actor_opt, T_max=cfg.steps)
     critic_opt = adam(critic.parameters(), lr=cfg.critic_lr)
     value_opt = adam(value.parameters(), lr=cfg.critic_lr)
-    writer = make_writer(default_log_dir(cfg), f"iql-{cfg.out.name}")
-    bar = trange(cfg.steps, desc="iql", disable=not progress, leave=False)
-    for step in bar:
-        batch = dataset.sample(cfg.batch_size, generator=generator)
-        with torch.no_grad():
-            obs = policy.flat_obs(batch["obs"])
-            next_obs = policy.flat_obs(batch["next_obs"])
-            action = normalizer.normalize_action(batch["actions"]).clamp(-1.0, 1.0)
-            reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
-            target_q = CriticEnsemble.reduce(target(obs, action), "min")
+    with make_writer(default_log_dir(cfg), f"iql-{cfg.out.name}") as writer:
+        bar = trange(cfg.steps, desc="iql", disable=not progress, leave=False)
+        for step in bar:
+            batch = dataset.sample(cfg.batch_size, generator=generator)
+            with torch.no_grad():
+                obs = policy.flat_obs(batch["obs"])
+                next_obs = policy.flat_obs(batch["next_obs"])
+                action = normalizer.normalize_action(batch["actions"]).clamp(-1.0, 1.0)
+                reward = cfg.reward_scale * batch["rewards"] + cfg.reward_bias
+                target_q = CriticEnsemble.reduce(target(obs, action), "min")
 
-        v = value(obs).squeeze(-1)
-        value_loss = expectile_loss(target_q - v, cfg.expectile).mean()
-        value_opt.zero_grad(set_to_none=True)
-        value_loss.backward()
-        value_opt.step()
+            v = value(obs).squeeze(-1)
+            value_loss = expectile_loss(target_q - v, cfg.expectile).mean()
+            value_opt.zero_grad(set_to_none=True)
+            value_loss.backward()
+            value_opt.step()
 
-        with torch.no_grad():
-            next_v = value(next_obs).squeeze(-1)
-            td_target = reward + cfg.discount * (1.0 - batch["terminals"]) * next_v
-        q = critic(obs, action)
-        # Sum of the members' MSEs, so each member learns at the same rate whatever E is.
-        critic_loss = (q - td_target).pow(2).mean(dim=1).sum()
-        critic_opt.zero_grad(set_to_none=True)
-        critic_loss.backward()
-        critic_opt.step()
-        polyak_update(target, critic, cfg.tau)
+            with torch.no_grad():
+                next_v = value(next_obs).squeeze(-1)
+                td_target = reward + cfg.discount * (1.0 - batch["terminals"]) * next_v
+            q = critic(obs, action)
+            # Sum of the members' MSEs, so each member learns at the same rate whatever E is.
+            critic_loss = (q - td_target).pow(2).mean(dim=1).sum()
+            critic_opt.zero_grad(set_to_none=True)
+            critic_loss.backward()
+            critic_opt.step()
+            polyak_update(target, critic, cfg.tau)
 
-        advantage = target_q - v.detach()
-        weight = torch.exp(cfg.beta * advantage).clamp(max=cfg.max_weight)
-        actor_loss = -(weight * policy.log_prob(batch["obs"], action)).mean()
-        actor_opt.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        actor_opt.step()
-        actor_schedule.step()
+            advantage = target_q - v.detach()
+            weight = torch.exp(cfg.beta * advantage).clamp(max=cfg.max_weight)
+            actor_loss = -(weight * policy.log_prob(batch["obs"], action)).mean()
+            actor_opt.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            actor_opt.step()
+            actor_schedule.step()
 
-        if step % 200 == 0 or step == cfg.steps - 1:
-            metrics = {
-                "train/critic_loss": critic_loss.item() / cfg.num_critics,
-                "train/value_loss": value_loss.item(),
-                "train/actor_loss": actor_loss.item(),
-                "train/q_mean": q.mean().item(),
-                "train/v_mean": v.mean().item(),
-                "train/advantage_mean": advantage.mean().item(),
-                "train/awr_weight_mean": weight.mean().item(),
-            }
-            for name, val in metrics.items():
-                writer.add_scalar(name, val, step)
-            bar.set_postfix(q=f"{metrics['train/q_mean']:.2f}", pi=f"{actor_loss.item():.2f}")
-    writer.close()
+            if step % 200 == 0 or step == cfg.steps - 1:
+                metrics = {
+                    "train/critic_loss": critic_loss.item() / cfg.num_critics,
+                    "train/value_loss": value_loss.item(),
+                    "train/actor_loss": actor_loss.item(),
+                    "train/q_mean": q.mean().item(),
+                    "train/v_mean": v.mean().item(),
+                    "train/advantage_mean": advantage.mean().item(),
+                    "train/awr_weight_mean": weight.mean().item(),
+                }
+                for name, val in metrics.items():
+                    writer.add_scalar(name, val, step)
+                bar.set_postfix(q=f"{metrics['train/q_mean']:.2f}", pi=f"{actor_loss.item():.2f}")
     policy.eval()
     extra_config, extra_files = critic_checkpoint(critic, target)
     extra_files["value"] = dict(value.state_dict())
