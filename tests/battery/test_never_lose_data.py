@@ -207,6 +207,9 @@ def _interrupt(args: list[str], wait_for: str, cwd: Path) -> subprocess.Complete
         text=True,
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # A runner started in the background (`cmd &`) ignores SIGINT, and children inherit
+        # that: give the CLI the default disposition a user's terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(cwd.glob(wait_for)):
