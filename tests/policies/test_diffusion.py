@@ -282,3 +282,82 @@ def test_reset_with_an_id_of_another_batch_forgets_everything() -> None:
     policy.act({"x": torch.zeros(2, OBS_DIM)})
     policy.reset(torch.tensor([1]))  # id 1 is: only its queue is cleared
     assert policy._next is not None and policy._next.tolist()[1] == -1
+
+
+def test_mlp_expansion_sets_the_inner_width_of_every_residual_block() -> None:
+    from robot_rl.policies.denoisers import MLPResNetBlock
+
+    for expansion in (2, 4):
+        policy = make_policy(hidden_dim=32, mlp_expansion=expansion)
+        blocks = [m for m in policy.denoiser.modules() if isinstance(m, MLPResNetBlock)]
+        assert len(blocks) == policy.config.num_blocks
+        for block in blocks:
+            assert block.net[1].out_features == 32 * expansion
+            assert block.net[3].in_features == 32 * expansion
+
+
+def test_acting_state_starts_empty_and_a_saved_one_resumes_its_chunk() -> None:
+    policy = make_policy(n_action_steps=4)
+    assert policy.acting_state() == (None, None, None)  # nothing to act from yet
+    policy.reset(torch.tensor([], dtype=torch.long))  # no env finished: still nothing
+    assert policy.acting_state() == (None, None, None)
+
+    gen = torch.Generator().manual_seed(0)
+    obs2 = {"x": torch.randn(2, OBS_DIM, generator=gen)}
+    first = policy.act(obs2, generator=gen)
+    hist, plan, nxt = policy.acting_state()
+    assert nxt.tolist() == [1, 1] and plan.shape == (2, 4, ACT_DIM)
+    saved = tuple(t.clone() for t in (hist, plan, nxt))
+    # An evaluation with another batch size takes over the policy and replans from scratch.
+    policy.act({"x": torch.randn(3, OBS_DIM, generator=gen)}, generator=gen)
+    assert policy.acting_state()[2].shape == (3,)
+    policy.set_acting_state(saved)
+    second = policy.act(obs2, generator=gen)  # continues the saved chunk: no replan
+    ref = policy.normalizer.unnormalize_action(saved[1][:, 1]).clamp(-1.0, 1.0)
+    torch.testing.assert_close(second, ref, atol=0, rtol=0)
+    assert not torch.equal(second, first)
+    assert policy.acting_state()[2].tolist() == [2, 2]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"n_obs_steps": 0}, "n_obs_steps=0: must be >= 1"),
+        ({"mlp_expansion": 0}, "mlp_expansion=0: must be >= 1"),
+        (
+            {"horizon": 10, "n_obs_steps": 3, "n_action_steps": 9},
+            "n_action_steps=9: must be <= horizon - n_obs_steps + 1 = 8",
+        ),
+        ({"denoiser": "mpl"}, "denoiser='mpl': choose from ('mlp', 'unet')"),
+        (
+            {"inference_scheduler": "euler"},
+            "inference_scheduler='euler': choose from ('ddim', 'ddpm')",
+        ),
+        (
+            {"num_inference_steps": 101, "num_train_timesteps": 100},
+            "num_inference_steps=101: must be <= num_train_timesteps",
+        ),
+        (
+            {"denoiser": "unet", "horizon": 10, "n_action_steps": 4, "down_dims": [8, 16, 32]},
+            "horizon=10: must be divisible by 4, the UNet's downsampling "
+            "(2^(len(down_dims)-1) for down_dims=[8, 16, 32])",
+        ),
+        (
+            {"denoiser": "unet", "down_dims": [8, 12], "n_groups": 8},
+            "down_dims=[8, 12]: every entry must be divisible by n_groups=8",
+        ),
+    ],
+)
+def test_config_errors_name_the_setting_and_the_bound(overrides: dict, message: str) -> None:
+    """The CLI prints these lines as they are: the bound in each must be the true one."""
+    kwargs = {"obs_keys": ["x"], "obs_dim": OBS_DIM, "action_dim": ACT_DIM, **overrides}
+    with pytest.raises(ConfigError) as err:
+        DiffusionPolicyConfig(**kwargs)
+    assert str(err.value) == message
+
+
+def test_a_history_of_the_wrong_length_is_refused_with_both_lengths() -> None:
+    policy = make_policy(n_obs_steps=2)
+    with pytest.raises(ValueError) as err:
+        policy.obs_history({"x": torch.zeros(1, 3, OBS_DIM)})
+    assert str(err.value) == "observation history has 3 steps, policy needs n_obs_steps=2"
