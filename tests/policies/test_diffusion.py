@@ -359,5 +359,5 @@ def test_config_errors_name_the_setting_and_the_bound(overrides: dict, message: 
 def test_a_history_of_the_wrong_length_is_refused_with_both_lengths() -> None:
     policy = make_policy(n_obs_steps=2)
     with pytest.raises(ValueError) as err:
-        policy.obs_history({"x": torch.zeros(1, 3, OBS_DIM)})
-    assert str(err.value) == "observation history has 3 steps, policy needs n_obs_steps=2"
+        policy.obs_history({"x": torch.zeros(1, 4, OBS_DIM)})  # 4 != OBS_DIM
+    assert str(err.value) == "observation history has 4 steps, policy needs n_obs_steps=2"
