@@ -361,3 +361,14 @@ def test_a_history_of_the_wrong_length_is_refused_with_both_lengths() -> None:
     with pytest.raises(ValueError) as err:
         policy.obs_history({"x": torch.zeros(1, 4, OBS_DIM)})  # 4 != OBS_DIM
     assert str(err.value) == "observation history has 4 steps, policy needs n_obs_steps=2"
+
+
+def test_load_state_dict_forwards_strict_and_assign_to_torch() -> None:
+    policy = make_policy()
+    state = {k: v.clone() for k, v in make_policy().state_dict().items()}
+    partial = {k: v for k, v in state.items() if not k.endswith(".bias")}
+    missing = policy.load_state_dict(partial, strict=False).missing_keys
+    assert missing and all(k.endswith(".bias") for k in missing)
+    name = next(k for k in state if k.startswith("denoiser.") and k.endswith(".weight"))
+    policy.load_state_dict(state, assign=True)  # parameters become the given tensors
+    assert policy.state_dict()[name].data_ptr() == state[name].data_ptr()
