@@ -50,3 +50,11 @@ def test_chunk_returns_worked_by_hand() -> None:
         torch.tensor([[0.0, 1.0, 0.0]]), 0.5,
     )  # fmt: skip
     assert total.tolist() == [4.0] and not_done.tolist() == [0.0] and disc.tolist() == [0.25]
+
+
+def test_chunk_returns_stay_on_the_inputs_device() -> None:
+    # The meta device stands in for a GPU: a CPU temporary mixed into the sums would raise.
+    rewards = torch.zeros(3, 4, device="meta")
+    total, not_done, disc = chunk_returns(rewards, rewards, rewards, 0.9)
+    assert {t.device.type for t in (total, not_done, disc)} == {"meta"}
+    assert total.shape == not_done.shape == disc.shape == (3,)

@@ -129,3 +129,23 @@ def test_mc_returns_defaults_and_passes_every_setting_through() -> None:
     out = mc_returns(ds, 0.5, reward_scale=4.0, reward_bias=-1.0, sparse=False)
     torch.testing.assert_close(out, torch.tensor([-1.0 + 0.5 * 3.0, 3.0, -1.5, -1.0]))
     assert out.device == ds.device
+
+
+def test_float32_terminals_do_not_round_the_discount() -> None:
+    # Terminals read from a float32 file: the discount 1 - terminal must stay float64, else
+    # gamma = 0.99 becomes 0.99000001 and a 300-step return is off by ~3e-6 relative.
+    n, gamma = 300, 0.99
+    out = discounted_returns(
+        np.ones(n), np.zeros(n, np.float32), np.array([n]), gamma, sparse=False
+    )
+    ref = _returns_by_hand([1.0] * n, [False] * (n - 1) + [True], gamma)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+
+
+def test_integral_float_episode_lengths_are_accepted() -> None:
+    # Lengths stored as floats (e.g. h5 attributes written by another tool) index like ints.
+    rewards, terminals = np.array([0.0, 1.0, 0.0, 2.0, 0.0]), np.zeros(5)
+    as_int = discounted_returns(rewards, terminals, np.array([2, 3]), 0.5, sparse=False)
+    as_float = discounted_returns(rewards, terminals, np.array([2.0, 3.0]), 0.5, sparse=False)
+    np.testing.assert_array_equal(as_float, as_int)
+    np.testing.assert_allclose(as_int, [0.5, 1.0, 1.0, 2.0, 0.0])
