@@ -127,9 +127,7 @@ def resolve(cfg: CalQLConfig) -> CalQLConfig:
     if cfg.scale not in PRESETS:
         raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(PRESETS)}")
     preset = {k: v for k, v in PRESETS[cfg.scale].items() if getattr(cfg, k) is None}
-    cfg = replace(cfg, **preset)
-    if min(cfg.steps, cfg.batch_size, cfg.num_critics, cfg.cql_n_actions) < 1:
-        raise ConfigError("steps, batch_size, num_critics and cql_n_actions must be >= 1")
+    cfg = replace(cfg, **preset)  # replace() re-runs the per-field checks on preset values
     if not 1 <= cfg.target_subset <= cfg.num_critics:
         raise ConfigError(
             f"target_subset must be in [1, num_critics={cfg.num_critics}], got {cfg.target_subset}"
