@@ -142,3 +142,22 @@ def test_network_follows_activation_and_layer_norm_settings() -> None:
     assert torch.nn.ReLU not in kinds
     plain = GaussianPolicy(GaussianPolicyConfig(["a"], 3, 2, [8]), Normalizer(), {})
     assert torch.nn.LayerNorm not in [type(m) for m in plain.net.modules()]
+
+
+def test_leading_batch_dims_match_torch_distributions() -> None:
+    # flat_obs gives [..., obs_dim]: a [2, 3] grid of observations (e.g. candidates per state)
+    # must split mean / log-std and sum the density over the action dim only.
+    from torch.distributions import Independent, Normal, TransformedDistribution
+    from torch.distributions.transforms import TanhTransform
+
+    policy = _policy()
+    flat = _obs(6)
+    grid = {k: v.view(2, 3, -1) for k, v in flat.items()}
+    mean, log_std = policy.dist_params(grid)
+    assert mean.shape == log_std.shape == (2, 3, 4)
+    action = torch.rand(2, 3, 4, generator=torch.Generator().manual_seed(2)) * 1.8 - 0.9
+    log_prob = policy.log_prob(grid, action)
+    assert log_prob.shape == (2, 3)
+    ref = TransformedDistribution(Independent(Normal(mean, log_std.exp()), 1), [TanhTransform()])
+    torch.testing.assert_close(log_prob, ref.log_prob(action), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(log_prob.view(6), policy.log_prob(flat, action.view(6, 4)))
