@@ -138,3 +138,39 @@ def test_errors_name_the_problem() -> None:
     norm.fit_field("action", torch.randn(4, 1), "minmax")
     with pytest.raises(KeyError, match="no field 'obs.b'; fitted: obs.a, action"):
         norm.normalize("obs.b", torch.zeros(1))
+
+
+def test_env_action_mode_and_unknown_mode_messages() -> None:
+    norm = Normalizer.fit(dataset(), actions="env")
+    scale, offset = norm.params["action"]
+    assert scale.shape == offset.shape == (3,)  # per action dim, like a fitted field
+    assert torch.equal(scale, torch.ones(3)) and torch.equal(offset, torch.zeros(3))
+    with pytest.raises(ValueError) as err:
+        Normalizer.fit(dataset(), actions="zscore")
+    assert str(err.value) == "unknown action normalization 'zscore'; use 'minmax' or 'env'"
+
+
+def test_stats_are_computed_in_float64_whatever_the_input_dtype() -> None:
+    data = torch.tensor([[0.1], [0.3], [0.7]], dtype=torch.float16)
+    norm = Normalizer()
+    norm.fit_field("action", data, "minmax")
+    lo, hi = data.double().min(), data.double().max()  # float16 values, float64 arithmetic
+    scale, offset = norm.params["action"]
+    torch.testing.assert_close(scale, (2.0 / (hi - lo)).float().view(1), atol=0, rtol=1e-6)
+    torch.testing.assert_close(offset, (-1.0 - lo * 2.0 / (hi - lo)).float().view(1), atol=0,
+                               rtol=1e-6)  # fmt: skip
+
+
+def test_a_span_of_exactly_the_threshold_is_scaled_not_constant() -> None:
+    norm = Normalizer()
+    norm.fit_field("action", torch.tensor([[0.0, 5.0], [1e-6, 5.0]], dtype=torch.float64), "minmax")
+    scale, _ = norm.params["action"]
+    assert scale[0].item() == pytest.approx(2e6) and scale[1].item() == 1.0  # span < 1e-6: kept
+
+
+def test_stats_follow_the_input_to_its_device() -> None:
+    # The meta device stands in for a GPU: a CPU scale multiplied into a meta batch would raise.
+    norm = Normalizer.fit(dataset())
+    out = norm.normalize("action", torch.zeros(4, 3, device="meta"))
+    back = norm.unnormalize_action(torch.zeros(4, 3, device="meta"))
+    assert out.device.type == back.device.type == "meta"
