@@ -239,3 +239,28 @@ def test_random_subset_min_defaults_to_a_pair_of_distinct_members() -> None:
         for s in range(40)
     }
     assert outcomes == {0.0, 1.0}  # pairs {0,x} give 0, {1,2} gives 1; never a repeated 2
+
+
+def test_random_subset_min_with_replacement_matches_full_evaluation() -> None:
+    torch.manual_seed(0)
+    critic = CriticEnsemble(CriticConfig(obs_dim=5, action_dim=2, num_critics=10, hidden_dims=[16]))
+    obs, action = torch.randn(7, 5), torch.rand(7, 2) * 2 - 1
+    full = critic(obs, action)
+    for seed in range(5):
+        fast = critic.random_subset_min(
+            obs, action, 3, replace=True, generator=torch.Generator().manual_seed(seed)
+        )
+        slow = CriticEnsemble.subset_min(
+            full, 3, replace=True, generator=torch.Generator().manual_seed(seed)
+        )
+        torch.testing.assert_close(fast, slow, atol=1e-6, rtol=0)
+
+
+def test_load_critic_moves_both_nets_to_the_requested_device(tmp_path) -> None:
+    # The meta device stands in for a GPU.
+    critic = _critic()
+    extra_config, extra_files = critic_checkpoint(critic, make_target(critic))
+    save_policy_dir(tmp_path / "p", extra_config, {"x": torch.zeros(1)}, extra_files=extra_files)
+    for device, expected in (("meta", "meta"), (None, "cpu")):
+        nets = load_critic(tmp_path / "p", device=device)
+        assert {p.device.type for net in nets for p in net.parameters()} == {expected}
