@@ -230,3 +230,11 @@ def test_load_error_spells_out_a_multidimensional_shape() -> None:
         match=r"^replay state entry 'obs.image' is \(3, 5, 4\), expected \(3, 4, 5\)$",
     ):
         ReplayBuffer(8, shapes, 1).load_state_dict(state)
+
+
+def test_mixed_sampler_takes_a_single_offline_row() -> None:
+    # batch 3 at ratio 0.25 rounds to one offline row: it must not be dropped.
+    buf = _buffer(16)
+    _add(buf, [1.0] * 8)
+    batch = MixedSampler(buf, _offline(), offline_ratio=0.25).sample(3)
+    assert batch["rewards"].tolist() == [-1.0, 1.0, 1.0]  # offline rows first
