@@ -294,3 +294,59 @@ def test_temperature_lives_on_the_policys_device() -> None:
     sac = SAC(policy, critic, make_target(critic), SACConfig())
     assert sac.log_temperature.device == torch.device("meta")
     assert sac.log_temperature.requires_grad and sac.log_temperature.is_leaf
+
+
+def _point_env(horizon: int = 17, extra: dict | None = None):  # noqa: ANN202
+    """The point env with extra observation spaces declared (only the spaces are read)."""
+    import gymnasium as gym
+
+    from sim.toy import PointReachEnv
+
+    env = PointReachEnv(2, "cpu", 0, horizon=horizon)
+    env.observation_space = gym.spaces.Dict({**env.observation_space.spaces, **(extra or {})})
+    return env
+
+
+def test_an_actor_from_the_env_alone_records_the_env_and_acts_in_its_box() -> None:
+    import types
+
+    import gymnasium as gym
+    import numpy as np
+
+    from robot_rl.algos.sac import _actor_from_env
+
+    image = gym.spaces.Box(0, 255, (2, 2, 3), np.uint8)  # not a float key: not an input
+    env = _point_env(extra={"image": image})
+    cfg = types.SimpleNamespace(algo="sac", task="point", env_kwargs='{"reward_type": "dense"}')
+    policy = _actor_from_env(cfg, env)
+    assert sorted(policy.obs_keys) == ["goal", "pos"] and policy.config.obs_dim == 4
+    # The recorded env: the task name, the env's own rebuild kwargs, the user's on top.
+    assert policy.env_info == {
+        "env_name": "point",
+        "env_kwargs": {"horizon": 17, "reward_type": "dense"},
+    }
+    cfg.env_kwargs = None
+    assert _actor_from_env(cfg, env).env_info["env_kwargs"] == env.env_kwargs
+    # Identity normalizers: the actor's box is the env's [-1, 1] box in every dim.
+    scale, offset = policy.normalizer.params["action"]
+    assert torch.equal(scale, torch.ones(2)) and torch.equal(offset, torch.zeros(2))
+    scale, offset = policy.normalizer.params["obs.goal"]
+    assert torch.equal(scale, torch.ones(2)) and torch.equal(offset, torch.zeros(2))
+
+
+def test_an_actor_from_the_env_alone_refuses_non_flat_float_observations() -> None:
+    import types
+
+    import gymnasium as gym
+    import numpy as np
+
+    from robot_rl.algos.sac import _actor_from_env
+
+    env = _point_env(extra={"depth": gym.spaces.Box(0.0, 1.0, (3, 4), np.float32)})
+    cfg = types.SimpleNamespace(algo="sac", task="point", env_kwargs=None)
+    with pytest.raises(ConfigError) as err:
+        _actor_from_env(cfg, env)
+    assert str(err.value) == (
+        "sac from an env alone needs flat observations; got "
+        "{'depth': (3, 4), 'goal': (2,), 'pos': (2,)}"
+    )
