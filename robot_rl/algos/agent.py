@@ -173,7 +173,7 @@ class OnlineConfig:
     num_samples: int | None = None
     """expo: base samples N per state (2N candidates with the edits; default per scale)."""
     beta: float | None = None
-    """expo: edit scale (default 0.05)."""
+    """expo: edit scale (default: cpu preset 0.3, paper preset 0.05, the authors')."""
     beta_mode: Literal["fixed", "adaptive"] | None = None
     """expo: fixed beta (default, the authors') or adaptive (tuned against the critics'
     disagreement on edits; ``beta`` is its start)."""
