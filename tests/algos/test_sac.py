@@ -327,6 +327,9 @@ def test_an_actor_from_the_env_alone_records_the_env_and_acts_in_its_box() -> No
     }
     cfg.env_kwargs = None
     assert _actor_from_env(cfg, env).env_info["env_kwargs"] == env.env_kwargs
+    del env.env_kwargs  # optional in the VecEnv protocol: then only the user's kwargs
+    cfg.env_kwargs = '{"horizon": 9}'
+    assert _actor_from_env(cfg, env).env_info["env_kwargs"] == {"horizon": 9}
     # Identity normalizers: the actor's box is the env's [-1, 1] box in every dim.
     scale, offset = policy.normalizer.params["action"]
     assert torch.equal(scale, torch.ones(2)) and torch.equal(offset, torch.zeros(2))
