@@ -320,6 +320,7 @@ def test_an_actor_from_the_env_alone_records_the_env_and_acts_in_its_box() -> No
     cfg = types.SimpleNamespace(algo="sac", task="point", env_kwargs='{"reward_type": "dense"}')
     policy = _actor_from_env(cfg, env)
     assert sorted(policy.obs_keys) == ["goal", "pos"] and policy.config.obs_dim == 4
+    assert policy.config.hidden_dims == [256, 256]  # SAC's actor
     # The recorded env: the task name, the env's own rebuild kwargs, the user's on top.
     assert policy.env_info == {
         "env_name": "point",
