@@ -354,3 +354,32 @@ def test_an_actor_from_the_env_alone_refuses_non_flat_float_observations() -> No
         "sac from an env alone needs flat observations; got "
         "{'depth': (3, 4), 'goal': (2,), 'pos': (2,)}"
     )
+
+
+def test_the_agent_explores_uniformly_in_the_env_box_only_in_its_random_window(tmp_path) -> None:
+    import robot_rl.algos.sac as sac_module
+    from robot_rl.train.finetune import FinetuneConfig, resolve
+    from sim.toy import PointReachEnv
+
+    cfg = resolve(FinetuneConfig(algo="sac", task="point", out=tmp_path, num_envs=4096,
+                                 warmup_steps=100, random_steps=50, critic_hidden_dims=[16]))  # fmt: skip
+    env = PointReachEnv(4096, "cpu", 0)
+    obs = env.reset(seed=0)
+
+    def act(env_steps: int, agent_seed: int = 0, global_seed: int = 0) -> torch.Tensor:
+        torch.manual_seed(global_seed)  # network init and the policy's sampling use it
+        agent = sac_module.build(cfg, env, torch.Generator().manual_seed(agent_seed))
+        return agent.act(obs, env_steps)
+
+    for steps in (100, 149):  # the window [warmup, warmup + random)
+        a = act(steps)
+        assert a.shape == (4096, 2) and a.min() >= -1.0 and a.max() <= 1.0
+        assert a.min() < -0.99 and a.max() > 0.99 and abs(a.mean().item()) < 0.03
+        assert abs(a.std().item() - 3**-0.5) < 0.01  # uniform on [-1, 1]
+        # Drawn from the agent's generator only: the global RNG does not matter.
+        assert torch.equal(a, act(steps, global_seed=1))
+        assert not torch.equal(a, act(steps, agent_seed=1))
+    for steps in (99, 150):  # outside it the new policy acts: narrow, from torch's global RNG
+        a = act(steps)
+        assert a.std().item() < 0.4
+        assert torch.equal(a, act(steps)) and not torch.equal(a, act(steps, global_seed=1))
