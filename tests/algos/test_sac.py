@@ -383,3 +383,22 @@ def test_the_agent_explores_uniformly_in_the_env_box_only_in_its_random_window(t
         a = act(steps)
         assert a.std().item() < 0.4
         assert torch.equal(a, act(steps)) and not torch.equal(a, act(steps, global_seed=1))
+
+
+def test_the_actor_waits_exactly_actor_delay_updates(tmp_path) -> None:
+    import robot_rl.algos.sac as sac_module
+    from robot_rl.train.collector import Collector
+    from robot_rl.train.finetune import FinetuneConfig, resolve
+    from sim.toy import PointReachEnv
+
+    cfg = resolve(FinetuneConfig(algo="sac", task="point", out=tmp_path, num_envs=4, batch_size=8,
+                                 utd=1, actor_delay_updates=2, critic_hidden_dims=[16]))  # fmt: skip
+    env = PointReachEnv(4, "cpu", 0)
+    agent = sac_module.build(cfg, env, torch.Generator().manual_seed(0))
+    Collector(env, agent.observe, seed=0).collect(lambda obs: agent.act(obs, 0), 8)
+    actor = {k: v.clone() for k, v in agent.policy.state_dict().items()}
+    for index in (0, 1):  # critics only
+        agent.update(index)
+        assert all(torch.equal(v, agent.policy.state_dict()[k]) for k, v in actor.items())
+    agent.update(2)
+    assert any(not torch.equal(v, agent.policy.state_dict()[k]) for k, v in actor.items())
