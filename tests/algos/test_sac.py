@@ -402,3 +402,6 @@ def test_the_actor_waits_exactly_actor_delay_updates(tmp_path) -> None:
         assert all(torch.equal(v, agent.policy.state_dict()[k]) for k, v in actor.items())
     agent.update(2)
     assert any(not torch.equal(v, agent.policy.state_dict()[k]) for k, v in actor.items())
+    # Plain SAC's actor: lr 3e-4, trained on the last critic minibatch of each update.
+    assert agent.sac.optimizers["actor"].param_groups[0]["lr"] == 3e-4
+    assert agent.sac.cfg.actor_full_batch is False
