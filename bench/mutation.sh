@@ -11,7 +11,8 @@ modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
   modules=(robot_rl.data.returns robot_rl.data.normalizer robot_rl.data.chunks
     robot_rl.data.replay robot_rl.data.dataset robot_rl.policies.gaussian
-    robot_rl.policies.critic robot_rl.policies.diffusion robot_rl.algos.calql
+    robot_rl.policies.critic robot_rl.policies.diffusion robot_rl.policies.denoisers
+    robot_rl.algos.iql robot_rl.algos.calql
     robot_rl.algos.sac robot_rl.train.collector)
 fi
 for m in "${modules[@]}"; do
