@@ -124,12 +124,7 @@ def resolve(cfg: IQLConfig) -> IQLConfig:
     if cfg.scale not in PRESETS:
         raise ConfigError(f"unknown scale {cfg.scale!r}; choose from {sorted(PRESETS)}")
     preset = {k: v for k, v in PRESETS[cfg.scale].items() if getattr(cfg, k) is None}
-    cfg = replace(cfg, **preset)
-    if not 0.0 < cfg.expectile < 1.0:
-        raise ConfigError(f"expectile must be in (0, 1), got {cfg.expectile}")
-    if cfg.steps < 1 or cfg.batch_size < 1 or cfg.num_critics < 1:
-        raise ConfigError("steps, batch_size and num_critics must be >= 1")
-    return cfg
+    return replace(cfg, **preset)  # replace() re-runs the per-field checks on preset values
 
 
 @with_matmul_precision
