@@ -42,6 +42,8 @@ class BenchConfig:
     """Methods to run (wsrl, rlpd, sac, expo)."""
     expo_init: Path | None = None
     """Diffusion start policy for expo (default: trained here into ``out/diffusion``)."""
+    expo_beta: float | None = None
+    """expo's edit scale (default: the preset's; the cpu preset's was 0.05 before 2026-12-04)."""
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     """Seeds per method."""
     env_steps: int = 20_000
@@ -108,6 +110,7 @@ def run_all(cfg: BenchConfig, data: Path, init: Path) -> None:
                     eval_episodes=cfg.eval_episodes,
                     seed=seed,
                     resume=True,
+                    beta=cfg.expo_beta if algo == "expo" else None,
                 )
             )
             print(f"{algo} seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
