@@ -343,6 +343,11 @@ def test_acting_state_starts_empty_and_a_saved_one_resumes_its_chunk() -> None:
             "(2^(len(down_dims)-1) for down_dims=[8, 16, 32])",
         ),
         (
+            {"denoiser": "unet", "horizon": 12, "n_action_steps": 4, "down_dims": [8, 8, 8, 8]},
+            "horizon=12: must be divisible by 8, the UNet's downsampling "
+            "(2^(len(down_dims)-1) for down_dims=[8, 8, 8, 8])",
+        ),
+        (
             {"denoiser": "unet", "down_dims": [8, 12], "n_groups": 8},
             "down_dims=[8, 12]: every entry must be divisible by n_groups=8",
         ),
@@ -372,3 +377,15 @@ def test_load_state_dict_forwards_strict_and_assign_to_torch() -> None:
     name = next(k for k in state if k.startswith("denoiser.") and k.endswith(".weight"))
     policy.load_state_dict(state, assign=True)  # parameters become the given tensors
     assert policy.state_dict()[name].data_ptr() == state[name].data_ptr()
+
+
+def test_unet_time_embedding_tables_are_not_saved() -> None:
+    # The sinusoidal frequency table is rebuilt from the config: saved weights hold only learned
+    # tensors (a checkpoint with the table would not load into a policy that has none, strictly).
+    policy = make_policy(denoiser="unet", down_dims=[8, 16], n_groups=4, step_embed_dim=16)
+    state = policy.state_dict()
+    assert not any(k.endswith("freqs") for k in state)
+    assert any(k.endswith("freqs") for k, _ in policy.named_buffers())
+    make_policy(denoiser="unet", down_dims=[8, 16], n_groups=4, step_embed_dim=16).load_state_dict(
+        state
+    )
