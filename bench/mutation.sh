@@ -10,7 +10,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 modules=("$@")
 if [ ${#modules[@]} -eq 0 ]; then
   modules=(robot_rl.data.returns robot_rl.data.normalizer robot_rl.data.chunks
-    robot_rl.data.replay robot_rl.data.dataset robot_rl.policies.gaussian
+    robot_rl.data.replay robot_rl.data.dataset robot_rl.data.hdf5 robot_rl.policies.gaussian
     robot_rl.policies.critic robot_rl.policies.diffusion robot_rl.policies.denoisers
     robot_rl.algos.iql robot_rl.algos.calql
     robot_rl.algos.sac robot_rl.train.collector)
