@@ -272,3 +272,15 @@ def test_write_requires_next_obs(tmp_path: Path, episodes: list[dict[str, Any]])
     del episodes[2]["next_obs"]
     with pytest.raises(DatasetError, match="demo_2 has no next_obs"):
         write_robomimic(tmp_path / "d.hdf5", episodes, ENV_ARGS)
+
+
+@pytest.mark.parametrize("fraction", [1.0, -0.1, 1.5])
+def test_a_validation_split_must_leave_training_episodes(
+    tmp_path: Path, episodes: list[dict[str, Any]], fraction: float
+) -> None:
+    from robot_rl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        write_robomimic(tmp_path / "d.hdf5", episodes, ENV_ARGS, valid_fraction=fraction)
+    assert str(err.value) == f"valid_fraction must be in [0, 1), got {fraction}"
+    assert not (tmp_path / "d.hdf5").exists()
