@@ -405,3 +405,25 @@ def test_the_actor_waits_exactly_actor_delay_updates(tmp_path) -> None:
     # Plain SAC's actor: lr 3e-4, trained on the last critic minibatch of each update.
     assert agent.sac.optimizers["actor"].param_groups[0]["lr"] == 3e-4
     assert agent.sac.cfg.actor_full_batch is False
+
+
+def test_updates_draw_their_batch_with_the_agents_generator(tmp_path) -> None:
+    # Replay sampling must follow the run's seed and resumed RNG state, not torch's global RNG.
+    import robot_rl.algos.sac as sac_module
+    from robot_rl.train.collector import Collector
+    from robot_rl.train.finetune import FinetuneConfig, resolve
+    from sim.toy import PointReachEnv
+
+    cfg = resolve(FinetuneConfig(algo="sac", task="point", out=tmp_path, num_envs=4, batch_size=8,
+                                 utd=2, critic_hidden_dims=[16]))  # fmt: skip
+    env = PointReachEnv(4, "cpu", 0)
+    gen = torch.Generator().manual_seed(0)
+    agent = sac_module.build(cfg, env, gen)
+    Collector(env, agent.observe, seed=0).collect(lambda obs: agent.act(obs, 0), 8)
+    seen = []
+    sample = agent.sampler.sample
+    agent.sampler.sample = lambda n, generator=None: (
+        seen.append((n, generator)) or sample(n, generator)
+    )
+    agent.update(0)
+    assert seen == [(16, agent.device_generator)] and agent.device_generator is gen
