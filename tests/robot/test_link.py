@@ -17,6 +17,8 @@ import torch
 
 pytest.importorskip("cyclonedds")
 
+from waiting import wait_until  # noqa: E402 - beside this file
+
 from robot_rl.robot import link  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -167,15 +169,6 @@ def test_peer_watch_detects_silence_and_restarts() -> None:
 # ---- over DDS -----------------------------------------------------------------------------------
 
 
-def _wait(cond, timeout_s: float) -> bool:  # noqa: ANN001
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.005)
-    return False
-
-
 def test_weights_over_dds_tampered_rejected_last_good_kept() -> None:
     good = _state(0)
     stored: list = []
@@ -183,9 +176,9 @@ def test_weights_over_dds_tampered_rejected_last_good_kept() -> None:
                                chunk_bytes=64)  # fmt: skip
     actor = link.ActorLink(KEY, link.state_template(good), domain_id=DOMAIN)
     try:
-        assert _wait(lambda: actor.learner.alive and learner.actors, 5)
+        assert wait_until(lambda: actor.learner.alive and learner.actors, 5)
         learner.publish_weights(1, _state(1))
-        assert _wait(lambda: actor._pending is not None, 5)
+        assert wait_until(lambda: actor._pending is not None, 5)
         v, st = actor.take_weights()
         assert v == 1 and torch.equal(st["net.0.bias"], _state(1)["net.0.bias"])
         assert actor.take_weights() is None
@@ -194,7 +187,7 @@ def test_weights_over_dds_tampered_rejected_last_good_kept() -> None:
         try:
             forged.publish_weights(2, _state(2))
             learner.publish_weights(3, dict(good, **{"net.0.bias": torch.zeros(3)}))
-            assert _wait(lambda: len(actor.rejected) >= 2, 5), actor.rejected
+            assert wait_until(lambda: len(actor.rejected) >= 2, 5), actor.rejected
         finally:
             forged.close()
         assert actor.take_weights() is None and actor.running_version == 1
@@ -203,7 +196,7 @@ def test_weights_over_dds_tampered_rejected_last_good_kept() -> None:
         # transitions flow with acks
         for i in range(100):
             actor.push(_row(i))
-        assert _wait(lambda: actor.outbox.acked == 99, 5)
+        assert wait_until(lambda: actor.outbox.acked == 99, 5)
         seqs = np.concatenate([r["seq"] for r in stored])
         assert seqs.tolist() == list(range(100))
         assert np.concatenate([r["intervention"] for r in stored]).tolist() == [
@@ -259,11 +252,11 @@ def test_learner_killed_three_times_loses_nothing_and_death_is_detected(tmp_path
                 actor.push(_row(n))
                 n += 1
                 time.sleep(0.002)
-            assert _wait(lambda d=deaths: len(actor.learner.deaths) > d, 3)
+            assert wait_until(lambda d=deaths: len(actor.learner.deaths) > d, 3)
             detect_s.append(actor.learner.deaths[-1] - t_kill)
         proc = _spawn_learner(journal)
         assert proc.stdout.readline().strip() == "up"
-        assert _wait(lambda: actor.outbox.acked == n - 1, 10), (actor.outbox.acked, n)
+        assert wait_until(lambda: actor.outbox.acked == n - 1, 10), (actor.outbox.acked, n)
         proc.kill()
         proc.wait()
     finally:

@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("rosbags")
 
 import rclpy_standin as ros  # noqa: E402 - beside this file (pytest puts tests/robot on the path)
+from waiting import wait_until  # noqa: E402 - beside this file
 
 PKG = Path(__file__).resolve().parents[2] / "ros_ws" / "src" / "robot_rl_ros"
 
@@ -181,7 +182,7 @@ def test_actor_node_streams_flagged_transitions_and_swaps_weights_between_episod
         SimRobotNode()
         node = ActorNode()
         actor = node.actor
-        assert _wait_real(lambda: actor.link.learner.alive and learner.actors, 10)
+        assert wait_until(lambda: actor.link.learner.alive and learner.actors, 10)
         # a human drives from the start of episode 2 (the stand-in bus is simulated time;
         # the teleop action's freshness is checked in real time, so it is re-sent each period)
         teleop = ros.Node("teleop")
@@ -193,7 +194,7 @@ def test_actor_node_streams_flagged_transitions_and_swaps_weights_between_episod
         assert node.done == 0 and actor.stream.pushed > 0
         new = {k: v + 0.01 for k, v in actor.core.rt.policy.state_dict().items()}
         learner.publish_weights(7, new)
-        assert _wait_real(lambda: actor.link._pending is not None, 10), actor.link.rejected
+        assert wait_until(lambda: actor.link._pending is not None, 10), actor.link.rejected
         assert actor.core.weights_version == -1, "swapped mid-episode"
         while node.done < 1:
             bus.run(0.05)
@@ -223,14 +224,3 @@ def test_actor_node_streams_flagged_transitions_and_swaps_weights_between_episod
 
 def _layout() -> object:
     return sys.modules["std_msgs.msg"].MultiArrayLayout(dim=[], data_offset=0)
-
-
-def _wait_real(cond, timeout_s: float) -> bool:  # noqa: ANN001
-    import time
-
-    end = time.monotonic() + timeout_s
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
