@@ -132,8 +132,9 @@ class EpisodeStats:
         self.returns += reward.to(self.returns)
         self.lengths += 1
         out = self.returns.clone(), self.lengths.clone()
-        self.returns[done] = 0.0
-        self.lengths[done] = 0
+        # Elementwise (masked_fill_), unlike x[done] = 0: no device-to-host sync on CUDA.
+        self.returns.masked_fill_(done, 0.0)
+        self.lengths.masked_fill_(done, 0)
         return out
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from robot_rl.data.replay import ReplayBuffer
-from sim.vec_env import Obs, VecEnv
+from sim.vec_env import EpisodeStats, Obs, VecEnv
 
 ActFn = Callable[[Obs], Tensor]
 """Batch of observations -> env actions [N, A] in [-1, 1]."""
@@ -46,8 +46,7 @@ class Collector:
         self.obs = env.reset(seed=seed)
         self.env_steps = 0
         """Transitions collected so far (num_envs per vector step)."""
-        self._ep_return = torch.zeros(env.num_envs, device=env.device)
-        self._ep_length = torch.zeros(env.num_envs, device=env.device)
+        self._episode = EpisodeStats(env.num_envs, env.device)
         zero = torch.zeros((), device=env.device)
         self._episodes = zero.clone()
         self._successes = zero.clone()
@@ -62,17 +61,13 @@ class Collector:
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.observe(self.obs, action, reward, terminated, truncated, next_obs,
                          info["final_obs"])  # fmt: skip
-            self._ep_return += reward.to(self._ep_return)
-            self._ep_length += 1
             ended = terminated | truncated
+            ep_return, ep_length = self._episode.update(reward, ended)
             done = ended.float()
             self._episodes += done.sum()
             self._successes += (done * info["success"].float()).sum()
-            self._returns += (done * self._ep_return).sum()
-            self._lengths += (done * self._ep_length).sum()
-            # Elementwise (masked_fill_), unlike x[mask] = 0: no device-to-host sync.
-            self._ep_return.masked_fill_(ended, 0.0)
-            self._ep_length.masked_fill_(ended, 0.0)
+            self._returns += (done * ep_return).sum()
+            self._lengths += (done * ep_length.float()).sum()
             self.obs = next_obs
             self.env_steps += self.env.num_envs
 

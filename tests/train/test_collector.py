@@ -142,6 +142,6 @@ def test_episode_accumulators_live_on_the_envs_device() -> None:
             return {"x": torch.zeros(3, 1, device=self.device)}
 
     collector = Collector(MetaEnv(), lambda *transition: None)  # type: ignore[arg-type]
-    accumulators = (collector._ep_return, collector._ep_length, collector._episodes,
+    accumulators = (collector._episode.returns, collector._episode.lengths, collector._episodes,
                     collector._successes, collector._returns, collector._lengths)  # fmt: skip
     assert {t.device.type for t in accumulators} == {"meta"}
