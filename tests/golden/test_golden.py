@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from robot_rl.data.normalizer import Normalizer
 from robot_rl.policies import DiffusionPolicy, DiffusionPolicyConfig, GaussianPolicy
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble
+from robot_rl.policies.expo import EXPOPolicy, EXPOPolicyConfig, select
 from robot_rl.policies.gaussian import GaussianPolicyConfig
 from robot_rl.policies.modules import mlp
 
@@ -100,6 +101,42 @@ def diffusion_unet(seed: int) -> tuple[nn.Module, Callable[[], dict[str, Tensor]
     return _diffusion(seed, "unet")
 
 
+def expo(seed: int) -> tuple[nn.Module, Callable[[], dict[str, Tensor]]]:
+    """EXPO's acting policy: the edit policy's density, the N base chunks and the selection."""
+    torch.manual_seed(seed)
+    cfg = EXPOPolicyConfig(
+        ["x"], OBS, ACT, n_obs_steps=2, horizon=8, n_action_steps=4, denoiser="mlp",
+        hidden_dim=16, num_blocks=1, time_dim=8, num_inference_steps=5, num_samples=3,
+        beta=0.2, edit_hidden_dims=[16], num_critics=3, critic_hidden_dims=[16],
+    )  # fmt: skip
+    policy = EXPOPolicy(cfg, _normalizer(), {})
+
+    def outputs() -> dict[str, Tensor]:
+        x, a = _inputs()
+        hist = torch.stack([x, x + 0.1], dim=1)
+        chunk = a.repeat(1, 4)  # [B, Ta * A]
+        with torch.no_grad():
+            mean_edit, mean_log_pi = policy.edit(x, chunk, deterministic=True)
+            torch.manual_seed(7)
+            edit, log_pi = policy.edit(x, chunk)
+            base = policy.base_chunks(hist, 3, deterministic=True)
+            gen = torch.Generator().manual_seed(5)
+            policy.reset()
+            return {
+                "edit_mean": mean_edit,
+                "edit_mean_log_prob": mean_log_pi,
+                "edit_sample": edit,
+                "edit_sample_log_prob": log_pi,
+                "base_deterministic": base,
+                "select_all_members": select(x, base, policy.edit, policy.target,
+                                             deterministic=True),
+                "select_subset": select(x, base, policy.edit, policy.target, 2, generator=gen),
+                "act_deterministic": policy.act({"x": x}, deterministic=True),
+            }  # fmt: skip
+
+    return policy, outputs
+
+
 def critic_ensemble(seed: int) -> tuple[nn.Module, Callable[[], dict[str, Tensor]]]:
     torch.manual_seed(seed)
     critic = CriticEnsemble(CriticConfig(OBS, ACT, num_critics=4, hidden_dims=[16, 16]))
@@ -127,7 +164,8 @@ def iql_value(seed: int) -> tuple[nn.Module, Callable[[], dict[str, Tensor]]]:
 
 
 CASES = {
-    f.__name__: f for f in (gaussian, diffusion_mlp, diffusion_unet, critic_ensemble, iql_value)
+    f.__name__: f
+    for f in (gaussian, diffusion_mlp, diffusion_unet, expo, critic_ensemble, iql_value)
 }
 SEED = 0
 
