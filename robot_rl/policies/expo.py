@@ -137,9 +137,9 @@ class EXPOPolicy(DiffusionPolicy):
         self.selecting = True
         """False: execute the first base sample (the plain diffusion policy, e.g. warmup)."""
         self.last_plan: dict[str, Tensor] | None = None
-        """The latest replanning step: ``obs`` [R, D] (normalized current step), ``hist``
-        [R, To, D], ``base`` [R, N, Ta*A] and ``chosen`` [R, Ta*A] in env units; read by the
-        fine-tuning agent to build its chunk transitions."""
+        """The latest replanning step: ``obs`` [R, D] (normalized current step), ``base``
+        [R, N, Ta*A] and ``chosen`` [R, Ta*A] in env units; read by the fine-tuning agent to
+        build its chunk transitions."""
 
     @classmethod
     def from_diffusion(
@@ -195,7 +195,7 @@ class EXPOPolicy(DiffusionPolicy):
                             deterministic)  # fmt: skip
         else:
             chosen = base[:, 0]
-        self.last_plan = {"obs": obs, "hist": hist, "base": base, "chosen": chosen}
+        self.last_plan = {"obs": obs, "base": base, "chosen": chosen}
         actions = chosen.view(-1, cfg.n_action_steps, cfg.action_dim)
         return self.normalizer.normalize_action(actions)
 
