@@ -428,7 +428,7 @@ class EXPOAgent:
         self._acting = self.policy.acting_state()
         plan = self.policy.last_plan
         if plan is not None:
-            rows = self._replanned(obs)
+            rows = self._replanned()
             if self._waiting is not None and self._waiting_mask[rows].any():
                 done = rows[self._waiting_mask[rows]]
                 self._waiting["next_base"][done] = plan["base"][self._waiting_mask[rows]]
@@ -441,7 +441,7 @@ class EXPOAgent:
             self._steps[rows] = 0
         return actions
 
-    def _replanned(self, obs: dict[str, Tensor]) -> Tensor:
+    def _replanned(self) -> Tensor:
         # The policy replans exactly the envs whose queue index was reset to 0.
         return (self._acting[2] == 1).nonzero().flatten()
 

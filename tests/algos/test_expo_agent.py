@@ -167,3 +167,105 @@ def test_expo_improves_a_weak_diffusion_start_on_point(
     summary = finetune(cfg, progress=False)
     assert summary["start_success"] <= 0.4
     assert summary["final_success"] >= summary["start_success"] + 0.3
+
+
+def _episode(start: int, length: int, terminal: bool) -> dict:
+    t = np.arange(start, start + length, dtype=np.float32)
+    dones = np.zeros(length, np.float32)
+    dones[-1] = float(terminal)
+    return {"obs": {"x": 10 * t[:, None]}, "next_obs": {"x": 10 * t[:, None] + 5},
+            "actions": np.stack([0.1 * t, -0.1 * t], 1), "rewards": t + 1, "dones": dones}  # fmt: skip
+
+
+def test_offline_chunk_rows_against_hand_built_episodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from robot_rl.algos.expo import offline_chunk_rows
+    from robot_rl.data import OfflineDataset
+
+    # Two episodes: steps 0-2 end in a terminal, steps 3-4 are cut off by the time limit.
+    data = OfflineDataset.from_episodes([_episode(0, 3, True), _episode(3, 2, False)])
+    ident = {"obs.x": (torch.ones(1), torch.zeros(1)), "action": (torch.ones(2), torch.zeros(2))}
+    cfg = EXPOPolicyConfig(["x"], 1, 2, n_obs_steps=2, horizon=4, n_action_steps=2,
+                           hidden_dim=8, num_samples=3, num_critics=2, critic_hidden_dims=[8],
+                           edit_hidden_dims=[8])  # fmt: skip
+    policy = EXPOPolicy(cfg, Normalizer(ident), {})
+    seen = []
+
+    def base_chunks(hist: torch.Tensor, n: int, *args: object) -> torch.Tensor:
+        seen.append(hist[..., 0].clone())
+        return hist[..., 0].repeat(1, 2)[:, None].repeat(1, n, 1)  # [h0, h1, h0, h1] per sample
+
+    monkeypatch.setattr(policy, "base_chunks", base_chunks)
+    rows = offline_chunk_rows(data, policy, discount=0.5, batch=2)
+    assert [len(h) for h in seen] == [2, 2, 1]  # denoised in batches of 2
+    # Histories (the first step repeats at an episode's start), in obs units (10 t).
+    hist = [[0, 0], [0, 10], [10, 20], [30, 30], [30, 40]]
+    assert torch.cat(seen).tolist() == hist
+    assert rows["base"][:, 0].tolist() == [[a, b, a, b] for a, b in hist]
+    # s' is the step after the chunk (its last step's next_obs); its samples those of that row.
+    assert rows["next_obs"][:, 0].tolist() == [15, 25, 25, 45, 45]
+    torch.testing.assert_close(rows["next_base"], rows["base"][[2, 2, 2, 4, 4]])
+    assert rows["obs"][:, 0].tolist() == [0, 10, 20, 30, 40]
+    # Actions padded with the episode's last one.
+    a = [[0.1 * t, -0.1 * t] for t in range(5)]
+    torch.testing.assert_close(rows["action"], torch.tensor(
+        [a[0] + a[1], a[1] + a[2], a[2] + a[2], a[3] + a[4], a[4] + a[4]]))  # fmt: skip
+    # Rewards r_t = t + 1, gamma 0.5; a terminal stops the bootstrap, a time limit does not.
+    assert rows["reward"].tolist() == [1 + 0.5 * 2, 2 + 0.5 * 3, 3, 4 + 0.5 * 5, 5]
+    assert rows["not_done"].tolist() == [1, 0, 0, 1, 1]
+    assert rows["bootstrap"].tolist() == [0.25, 0.25, 0.5, 0.25, 0.5]
+
+
+def test_each_chunk_is_stored_once_even_after_a_mid_chunk_termination() -> None:
+    agent = _agent()
+    o = _obs(0.0, 10.0)
+    counts = []
+    for term in ([False, False], [False, True], [False, False], [True, False], [False, False]):
+        _step(agent, o, [1.0, 1.0], term, [False, False], o)
+        counts.append(len(agent.online))
+    # Step 2: env 1's chunk ends in a terminal; step 3: env 0's full chunk gets its s' samples;
+    # step 4: env 0 terminates mid-chunk; step 5: env 1's full chunk (from step 3) is stored.
+    assert counts == [0, 1, 2, 3, 4]
+
+
+def _agent_with(warmup_steps: int = 0, offline_ratio: float = 0.5, seed: int = 0) -> EXPOAgent:
+    agent = _agent()
+    cfg = EXPOConfig(discount=GAMMA, batch_size=4, utd=1, offline_ratio=offline_ratio)
+    return EXPOAgent(agent.policy, agent.critic, None, cfg, 2, 100,
+                     torch.Generator().manual_seed(seed), warmup_steps=warmup_steps)  # fmt: skip
+
+
+def test_the_warmup_acts_without_selection_and_learning_starts_after_it() -> None:
+    agent = _agent_with(warmup_steps=5)
+    agent.act(_obs(0.0, 1.0), 4)
+    assert agent.policy.selecting is False
+    agent.act(_obs(0.0, 1.0), 5)
+    assert agent.policy.selecting is True
+    assert not agent.learning(6)  # nothing stored yet
+    agent.online.add({k: v[:1].clone() for k, v in agent.online.data.items()})
+    assert not agent.learning(5) and agent.learning(6)
+
+
+def test_critic_batches_mix_offline_rows_by_the_ratio_with_the_agents_generator() -> None:
+    def batch(global_seed: int, ratio: float = 0.25) -> dict[str, torch.Tensor]:
+        agent = _agent_with(offline_ratio=ratio)
+        online = {k: torch.ones_like(v[:10]) for k, v in agent.online.data.items()}
+        agent.online.add({**online, "reward": torch.arange(10.0)})
+        agent.offline_rows = {**{k: v[:6] for k, v in online.items()},
+                              "reward": -1.0 - torch.arange(6.0)}  # fmt: skip
+        torch.manual_seed(global_seed)
+        return agent._critic_batch(8)
+
+    rewards = batch(0)["reward"]
+    assert len(rewards) == 8 and (rewards < 0).sum() == 2  # round(8 * 0.25) offline rows
+    assert rewards[:2].lt(0).all() and rewards[2:].ge(0).all()
+    assert torch.equal(batch(1)["reward"], rewards)  # the agent's generator, not the global RNG
+    assert (batch(0, ratio=0.0)["reward"] >= 0).all()
+
+
+def test_the_policy_directory_records_the_agents_reward_convention() -> None:
+    from robot_rl.algos.agent import saved_reward_convention
+
+    agent = _agent()
+    convention = saved_reward_convention(agent.extras()[0])
+    assert convention is not None
+    assert (convention.scale, convention.bias, convention.discount) == (10.0, -5.0, GAMMA)
