@@ -269,3 +269,191 @@ def test_the_policy_directory_records_the_agents_reward_convention() -> None:
     convention = saved_reward_convention(agent.extras()[0])
     assert convention is not None
     assert (convention.scale, convention.bias, convention.discount) == (10.0, -5.0, GAMMA)
+
+
+def test_a_finished_chunk_bootstraps_from_the_true_final_observation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two observation steps of a 2-d state, so the s' history is visible in its shape.
+    torch.manual_seed(0)
+    ident = {"obs.x": (torch.ones(2), torch.zeros(2)), "action": (torch.ones(1), torch.zeros(1))}
+    cfg = EXPOPolicyConfig(["x"], 2, 1, n_obs_steps=2, horizon=4, n_action_steps=2,
+                           hidden_dim=8, num_samples=3, num_critics=2, critic_hidden_dims=[8],
+                           edit_hidden_dims=[8])  # fmt: skip
+    policy = EXPOPolicy(cfg, Normalizer(ident), {})
+    critic = CriticEnsemble(CriticConfig(2, 2, num_critics=2, hidden_dims=[8]))
+    agent = EXPOAgent(policy, critic, None, EXPOConfig(discount=GAMMA), 2, 100,
+                      torch.Generator().manual_seed(0))  # fmt: skip
+    o0 = {"x": torch.tensor([[0.0, 1.0], [2.0, 3.0]])}
+    agent.act(o0, 0)
+    seen = []
+    real = policy.base_chunks
+
+    def base_chunks(hist: torch.Tensor, *args: object) -> torch.Tensor:
+        seen.append(hist.clone())
+        return real(hist, *args)
+
+    monkeypatch.setattr(policy, "base_chunks", base_chunks)
+    final = {"x": torch.tensor([[7.0, 8.0], [9.0, 6.0]])}  # the true last observations
+    reset = {"x": torch.tensor([[-1.0, -1.0], [-2.0, -2.0]])}  # what autoreset returns
+    # Env 0 is truncated (bootstraps), env 1 terminates.
+    agent.observe(o0, torch.zeros(2, 1), torch.ones(2), torch.tensor([False, True]),
+                  torch.tensor([True, False]), reset, final)  # fmt: skip
+    assert len(agent.online) == 2
+    rows = {k: v[:2] for k, v in agent.online.data.items()}
+    assert rows["next_obs"].tolist() == [[7.0, 8.0], [9.0, 6.0]]
+    assert rows["not_done"].tolist() == [1.0, 0.0]
+    # Only the truncated env draws s' samples, at its history ending in the final observation.
+    ((hist,),) = [tuple(seen)]
+    assert hist.tolist() == [[[0.0, 1.0], [7.0, 8.0]]]
+    assert not torch.equal(rows["next_base"][0], rows["base"][0])
+    assert torch.equal(rows["next_base"][1], rows["base"][1])  # unused: a terminal
+
+
+@pytest.mark.parametrize("next_base", ["cache", "fresh"])
+def test_update_slices_one_batch_into_utd_minibatches_with_their_bootstraps(
+    next_base: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agent = _agent()
+    agent.cfg = EXPOConfig(discount=GAMMA, batch_size=4, utd=3, next_base=next_base)
+    obs = _obs(0.0, 1.0)
+    for _ in range(6):
+        _step(agent, obs, [1.0, 0.0], [False, False], [False, True], obs)
+    drawn, fresh, critic_calls, edit_calls = {}, {}, [], []
+    real_batch, real_fresh = agent._critic_batch, agent._fresh_next_base
+
+    def critic_batch(n: int) -> dict[str, torch.Tensor]:
+        drawn.update(real_batch(n))
+        return dict(drawn)
+
+    def fresh_next_base(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        fresh["next_base"] = real_fresh(batch)
+        return fresh["next_base"]
+
+    def critic_step(*args: object) -> torch.Tensor:
+        critic_calls.append(args)
+        return torch.tensor(1.0)
+
+    monkeypatch.setattr(agent, "_critic_batch", critic_batch)
+    monkeypatch.setattr(agent, "_fresh_next_base", fresh_next_base)
+    monkeypatch.setattr(agent.core, "critic_step", critic_step)
+    monkeypatch.setattr(agent.core, "edit_step",
+                        lambda o, a: edit_calls.append((o, a)) or torch.tensor(2.0))  # fmt: skip
+    metrics = agent.update()
+    assert len(drawn["reward"]) == 12 and len(critic_calls) == 3
+    next_bases = fresh["next_base"] if next_base == "fresh" else drawn["next_base"]
+    assert (next_base == "fresh") == bool(fresh)
+    for i, (o, a, r, nd, no, nb, gen, boot) in enumerate(critic_calls):
+        rows = slice(4 * i, 4 * i + 4)
+        for got, key in [(o, "obs"), (a, "action"), (r, "reward"), (nd, "not_done"),
+                         (no, "next_obs"), (boot, "bootstrap")]:  # fmt: skip
+            assert torch.equal(got, drawn[key][rows]), key
+        assert torch.equal(nb, next_bases[rows]) and gen is agent.generator
+    ((o, a),) = edit_calls  # the edit policy trains on the last minibatch
+    assert torch.equal(o, drawn["obs"][8:]) and torch.equal(a, drawn["action"][8:])
+    assert agent.updates == 1 and agent.update() and agent.updates == 2
+    assert set(metrics) == {"train/critic_loss", "train/edit_loss", "train/temperature",
+                            "train/base_loss"}  # fmt: skip
+    assert metrics["train/temperature"] == 1.0 and metrics["train/edit_loss"] == 2.0
+
+
+def test_fresh_next_base_samples_at_s_prime_repeated_as_a_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = _agent()
+    seen = []
+    monkeypatch.setattr(agent.policy, "base_chunks",
+                        lambda hist, n, *a: seen.append((hist.clone(), n)) or torch.zeros(2, n, 2))  # fmt: skip
+    out = agent._fresh_next_base({"next_obs": torch.tensor([[3.0], [4.0]])})
+    assert out.shape == (2, 3, 2)
+    ((hist, n),) = seen
+    assert n == 3 and hist.tolist() == [[[3.0]], [[4.0]]]  # To = 1 here
+
+
+def test_imitation_steps_are_counted_and_drawn_with_the_agents_generator() -> None:
+    def run(global_seed: int) -> tuple[float, int]:
+        agent = _agent()
+        assert agent._imitation_step() == 0.0  # no data yet: no step
+        obs = _obs(0.0, 1.0)
+        for _ in range(3):
+            _step(agent, obs, [1.0, 0.0], [True, True], [False, False], obs)
+        torch.manual_seed(global_seed)
+        losses = [agent._imitation_step() for _ in range(2)]
+        return losses[1], agent.imitation_steps
+
+    assert run(0) == run(1)
+    assert run(0)[1] == 2
+
+
+def test_per_step_episodes_of_envs_finishing_at_different_times() -> None:
+    agent = _agent()
+    # Env 0 ends every 2nd step, env 1 every 3rd; obs encode (env, step).
+    for t in range(6):
+        o = _obs(float(t), 100.0 + t)
+        term = [t % 2 == 1, t % 3 == 2]
+        _step(agent, o, [float(t), float(-t)], term, [False, False], o)
+    got = [(ep["obs"]["x"][:, 0].tolist(), ep["rewards"].tolist()) for ep in agent._episodes]
+    assert sorted(got) == sorted([
+        ([0.0, 1.0], [0.0, 1.0]), ([2.0, 3.0], [2.0, 3.0]), ([4.0, 5.0], [4.0, 5.0]),
+        ([100.0, 101.0, 102.0], [0.0, -1.0, -2.0]), ([103.0, 104.0, 105.0], [-3.0, -4.0, -5.0]),
+    ])  # fmt: skip
+    assert all(ep["dones"].tolist()[-1] == 1.0 and ep["rewards"].dtype == np.float32
+               for ep in agent._episodes)  # fmt: skip
+    assert len(agent._log) == 0  # every env just finished: nothing held
+
+
+def test_resume_restores_every_optimizer_replay_offline_rows_and_episodes() -> None:
+    from robot_rl.errors import CheckpointError
+
+    agent = _agent()
+    obs = _obs(0.0, 1.0)
+    for t in range(7):
+        _step(agent, obs, [1.0, 0.0], [t % 3 == 2, t % 2 == 1], [False, False], obs)
+    agent.offline_rows = {k: v[:3].clone() + 1 for k, v in agent.online.data.items()}
+    agent.update()
+    agent.update()
+    files, meta = agent.state_dict()
+    fresh = _agent()
+    fresh.load_state_dict(files, meta)
+    for name, opt in agent._optimizers().items():
+        mine, theirs = opt.state_dict()["state"], fresh._optimizers()[name].state_dict()["state"]
+        assert mine.keys() == theirs.keys() and mine, name
+        for idx, slots in mine.items():
+            for slot, value in slots.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(theirs[idx][slot]))
+    assert fresh.online.size == agent.online.size and fresh.online.pos == agent.online.pos
+    for k, v in agent.online.data.items():
+        assert torch.equal(fresh.online.data[k][: agent.online.size], v[: agent.online.size])
+    assert fresh.offline_rows is not None
+    assert all(torch.equal(fresh.offline_rows[k], v) for k, v in agent.offline_rows.items())
+    assert len(fresh._episodes) == len(agent._episodes) > 1
+    for a, b in zip(agent._episodes, fresh._episodes, strict=True):
+        np.testing.assert_array_equal(a["obs"]["x"], b["obs"]["x"])
+        np.testing.assert_array_equal(a["actions"], b["actions"])
+    assert (fresh.updates, fresh.imitation_steps) == (2, 2)
+    wider = EXPOAgent(_agent().policy, CriticEnsemble(CriticConfig(1, 2, num_critics=2,
+                      hidden_dims=[16])), None, agent.cfg, 2, 100, torch.Generator())  # fmt: skip
+    with pytest.raises(CheckpointError) as err:
+        wider.load_state_dict(files, meta)
+    assert str(err.value).startswith("EXPO learner state does not match this configuration: ")
+
+
+def test_episodes_pack_and_unpack_with_dotted_observation_keys() -> None:
+    from robot_rl.algos.expo import _pack, _unpack
+
+    def ep(n: int, base: float) -> dict:
+        x = base + np.arange(n, dtype=np.float32)[:, None]
+        return {"obs": {"eef.pos": x, "q": 2 * x}, "next_obs": {"eef.pos": x + 1, "q": 2 * x + 1},
+                "actions": x, "rewards": x[:, 0], "dones": np.zeros(n, np.float32)}  # fmt: skip
+
+    episodes = [ep(2, 0.0), ep(3, 10.0)]
+    back = _unpack(_pack(episodes))
+    assert len(back) == 2
+    for a, b in zip(episodes, back, strict=True):
+        for part in ("obs", "next_obs"):
+            assert a[part].keys() == b[part].keys()
+            for k in a[part]:
+                np.testing.assert_array_equal(a[part][k], b[part][k])
+        for name in ("actions", "rewards", "dones"):
+            np.testing.assert_array_equal(a[name], b[name])
+    assert _unpack(_pack([])) == []
