@@ -457,3 +457,76 @@ def test_episodes_pack_and_unpack_with_dotted_observation_keys() -> None:
         for name in ("actions", "rewards", "dones"):
             np.testing.assert_array_equal(a[name], b[name])
     assert _unpack(_pack([])) == []
+
+
+def test_the_base_policy_continues_its_offline_ema_and_optimizer_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    agent = _agent()
+    group = agent.opt_base.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (agent.cfg.base_lr, 1e-6)
+    steps = []
+    monkeypatch.setattr(agent.policy, "ema_update", steps.append)
+    obs = _obs(0.0, 1.0)
+    _step(agent, obs, [1.0, 0.0], [True, True], [False, False], obs)
+    agent._imitation_step()
+    agent._imitation_step()
+    # The EMA decay schedule continues past the offline run's (~10k steps: decay ~0.999).
+    assert steps == [10_001, 10_002]
+
+
+def test_an_env_that_finishes_does_not_cut_short_the_others_chunks() -> None:
+    agent = _agent(ta=3)
+    o = _obs(0.0, 10.0)
+    _step(agent, o, [1.0, 1.0], [True, False], [False, False], o)  # env 0 ends at step 1
+    _, plan = _step(agent, o, [1.0, 1.0], [False, False], [False, False], o)
+    assert plan is not None and len(plan["obs"]) == 1  # only env 0 replans
+    _step(agent, o, [1.0, 1.0], [False, False], [False, False], o)
+    # Env 1's chunk ran its 3 steps and waits for s'; env 0's first row was stored at once.
+    assert len(agent.online) == 1 and bool(agent._waiting_mask[1])
+    assert torch.isclose(agent._waiting["reward"][1], torch.tensor(1 + GAMMA + GAMMA**2))
+
+
+def test_without_final_obs_the_next_observation_is_the_successor() -> None:
+    agent = _agent(num_envs=1, ta=1)
+    agent.act(_obs(0.0), 0)
+    agent.observe(_obs(0.0), torch.zeros(1, 1), torch.ones(1), torch.tensor([True]),
+                  torch.tensor([False]), _obs(3.0))  # fmt: skip
+    assert agent.online.data["next_obs"][0].tolist() == [3.0]
+
+
+def test_fresh_s_prime_samples_condition_on_s_prime_repeated_over_the_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ident = {"obs.x": (torch.ones(2), torch.zeros(2)), "action": (torch.ones(1), torch.zeros(1))}
+    cfg = EXPOPolicyConfig(["x"], 2, 1, n_obs_steps=3, horizon=4, n_action_steps=2,
+                           hidden_dim=8, num_samples=2, num_critics=2, critic_hidden_dims=[8],
+                           edit_hidden_dims=[8])  # fmt: skip
+    policy = EXPOPolicy(cfg, Normalizer(ident), {})
+    agent = EXPOAgent(policy, CriticEnsemble(CriticConfig(2, 2, num_critics=2, hidden_dims=[8])),
+                      None, EXPOConfig(), 1, 10, torch.Generator())  # fmt: skip
+    seen = []
+    monkeypatch.setattr(policy, "base_chunks",
+                        lambda hist, n, *a: seen.append(hist.clone()) or torch.zeros(1, n, 2))  # fmt: skip
+    agent._fresh_next_base({"next_obs": torch.tensor([[3.0, 4.0]])})
+    assert seen[0].tolist() == [[[3.0, 4.0]] * 3]
+
+
+def test_adaptive_beta_logs_its_ratio() -> None:
+    agent = _agent(beta_mode="adaptive")
+    obs = _obs(0.0, 1.0)
+    for _ in range(3):
+        _step(agent, obs, [1.0, 0.0], [True, True], [False, False], obs)
+    metrics = agent.update()
+    assert metrics["train/beta_ratio"] == agent.core.beta_ratio and metrics["train/beta_ratio"] > 0
+
+
+def test_a_single_episode_packs_and_unpacks() -> None:
+    from robot_rl.algos.expo import _pack, _unpack
+
+    ep = {"obs": {"x": np.ones((2, 1), np.float32)}, "next_obs": {"x": np.zeros((2, 1), np.float32)},
+          "actions": np.ones((2, 1), np.float32), "rewards": np.ones(2, np.float32),
+          "dones": np.array([0.0, 1.0], np.float32)}  # fmt: skip
+    (back,) = _unpack(_pack([ep]))
+    np.testing.assert_array_equal(back["obs"]["x"], ep["obs"]["x"])
+    np.testing.assert_array_equal(back["dones"], ep["dones"])
