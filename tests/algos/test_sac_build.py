@@ -8,18 +8,20 @@ dataset, and a Cal-QL-style directory with critics, a temperature and a reward c
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 
 from robot_rl.algos import rlpd, sac, wsrl
 from robot_rl.algos.agent import RewardConvention
-from robot_rl.data import read_robomimic
+from robot_rl.data import read_robomimic, write_robomimic
 from robot_rl.data.normalizer import Normalizer
 from robot_rl.errors import ConfigError
-from robot_rl.policies import GaussianPolicy
+from robot_rl.policies import DiffusionPolicy, DiffusionPolicyConfig, GaussianPolicy
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble
 from robot_rl.policies.gaussian import GaussianPolicyConfig
 from robot_rl.record import RecordConfig, run_record
@@ -46,7 +48,20 @@ def starts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
              "reward": RewardConvention(1.0, -1.0, 0.95).to_json(),
              "train": {"dataset": str(data)}}  # fmt: skip
     actor.save(root / "calql", extra_config=extra, extra_files={"critic": files})
-    return {"data": data, "bc": root / "bc", "calql": root / "calql"}
+    no_temperature = {k: v for k, v in extra.items() if k != "temperature"}  # as IQL saves
+    actor.save(root / "iql", extra_config=no_temperature, extra_files={"critic": files})
+    dp_cfg = DiffusionPolicyConfig(KEYS, 4, 2, horizon=4, n_action_steps=2, hidden_dim=8)
+    DiffusionPolicy(dp_cfg, norm, {"env_name": "point"}).save(root / "dp")
+    narrow = root / "narrow.hdf5"
+    with h5py.File(data) as f:
+        env_args = json.loads(f["data"].attrs["env_args"])
+        episodes = [{part: {k: g[f"{part}/{k}"][()] for k in g[part]} for part in ("obs", "next_obs")}
+                    | {"actions": 0.5 * g["actions"][()], "rewards": g["rewards"][()],
+                       "dones": g["dones"][()]}
+                    for g in (f["data"][n] for n in f["data"])]  # fmt: skip
+    write_robomimic(narrow, episodes, env_args)
+    return {"data": data, "bc": root / "bc", "calql": root / "calql", "iql": root / "iql",
+            "dp": root / "dp", "narrow": narrow}  # fmt: skip
 
 
 def _cfg(tmp_path: Path, algo: str, **fields: object) -> FinetuneConfig:
@@ -128,3 +143,57 @@ def test_refusals_name_the_problem(starts: dict[str, Path], tmp_path: Path) -> N
     agent = wsrl.build(fresh, _env(), torch.Generator())
     assert agent.sac.critic.num_critics == 5 and agent.sac.temperature == pytest.approx(1.0)
     assert agent.reward == wsrl.REWARD
+
+
+def test_rlpd_from_the_dataset_alone_acts_in_the_env_box(
+    starts: dict[str, Path], tmp_path: Path
+) -> None:
+    agent = rlpd.build(_cfg(tmp_path, "rlpd", dataset=starts["data"]), _env(), torch.Generator())
+    actor = agent.sac.policy
+    assert sorted(actor.obs_keys) == KEYS and actor.config.obs_dim == 4
+    assert actor.config.hidden_dims == [256, 256] and actor.config.action_dim == 2
+    scale, offset = actor.normalizer.params["action"]
+    assert scale.tolist() == [1.0, 1.0] and offset.tolist() == [0.0, 0.0]  # not the demos' box
+    fitted = Normalizer.fit(read_robomimic(starts["data"]), KEYS).params["obs.pos"]
+    assert all(torch.allclose(a, b) for a, b in zip(actor.normalizer.params["obs.pos"], fitted,
+                                                    strict=True))  # fmt: skip
+    assert agent.sac.cfg.actor_reduce == "mean" and agent.sac.cfg.entropy_backup  # rlpd preset
+    # Kept (not from scratch), the dataset-built actor's normalizer is already the env's box,
+    # even where the demos use half of it.
+    kept = _cfg(tmp_path, "rlpd", dataset=starts["narrow"], from_scratch=False)
+    scale, offset = rlpd.build(kept, _env(), torch.Generator()).sac.policy.normalizer.params[
+        "action"
+    ]
+    assert scale.tolist() == [1.0, 1.0] and offset.tolist() == [0.0, 0.0]
+
+
+def test_a_new_actor_keeps_the_starts_observation_scaling_but_the_env_action_box(
+    starts: dict[str, Path], tmp_path: Path
+) -> None:
+    agent = rlpd.build(_cfg(tmp_path, "rlpd", init=starts["bc"]), _env(), torch.Generator())
+    start = Normalizer.fit(read_robomimic(starts["data"]), KEYS)
+    for key in ("obs.goal", "obs.pos"):
+        mine, theirs = agent.sac.policy.normalizer.params[key], start.params[key]
+        assert all(torch.allclose(a, b) for a, b in zip(mine, theirs, strict=True)), key
+    assert agent.sac.policy.normalizer.params["action"][0].tolist() == [1.0, 1.0]
+
+
+def test_more_refusals_and_defaults(starts: dict[str, Path], tmp_path: Path) -> None:
+    for algo, fields, message in [
+        ("rlpd", {"dataset": starts["data"]}, "start policy / data are for env 'point', not 'reach'"),
+        ("sac", {"init": starts["bc"]}, "start policy / data are for env 'point', not 'reach'"),
+        ("rlpd", {"init": starts["dp"], "dataset": starts["data"], "task": "point"},
+         f"{starts['dp']}: rlpd fine-tunes a gaussian policy, got 'diffusion'"),
+    ]:  # fmt: skip
+        task = fields.pop("task", "reach")
+        cfg = dataclasses.replace(_cfg(tmp_path, algo, **fields), task=task)
+        with pytest.raises(ConfigError) as err:
+            {"rlpd": rlpd, "sac": sac}[algo].build(cfg, _env(), torch.Generator())
+        assert str(err.value) == message
+    # Critics without a saved temperature (IQL) start at 1.
+    agent = wsrl.build(_cfg(tmp_path, "wsrl", init=starts["iql"], scale="paper"), _env(),
+                       torch.Generator())  # fmt: skip
+    assert agent.sac.temperature == pytest.approx(1.0)
+    compiled = rlpd.build(_cfg(tmp_path, "rlpd", init=starts["bc"], compile_critic=True), _env(),
+                          torch.Generator())  # fmt: skip
+    assert compiled.sac.cfg.compile_critic is True
