@@ -197,3 +197,7 @@ def test_more_refusals_and_defaults(starts: dict[str, Path], tmp_path: Path) -> 
     compiled = rlpd.build(_cfg(tmp_path, "rlpd", init=starts["bc"], compile_critic=True), _env(),
                           torch.Generator())  # fmt: skip
     assert compiled.sac.cfg.compile_critic is True
+    # A single critic: the target's min over a subset of 2 becomes that critic itself.
+    single = rlpd.build(_cfg(tmp_path, "rlpd", init=starts["bc"], num_critics=1), _env(),
+                        torch.Generator())  # fmt: skip
+    assert single.sac.cfg.target_subset == 1
