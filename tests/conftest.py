@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from robot_rl.demos import DemosConfig, generate_demos
+from robot_rl.record import RecordConfig, run_record
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,4 +37,12 @@ def reach_mixed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         DemosConfig(task="reach", episodes=4, quality="mixed", out=path, num_envs=2),
         progress=False,
     )
+    return path
+
+
+@pytest.fixture(scope="session")
+def point_demos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four recorded episodes of the pure-torch ``point`` env (keys goal, pos; under a second)."""
+    path = tmp_path_factory.mktemp("demos") / "point.hdf5"
+    run_record(RecordConfig(env="point", out=path, episodes=4, num_envs=2), progress=False)
     return path

@@ -22,17 +22,14 @@ from robot_rl.policies import DiffusionPolicy, DiffusionPolicyConfig, GaussianPo
 from robot_rl.policies.critic import CriticConfig, CriticEnsemble
 from robot_rl.policies.expo import EXPOPolicy
 from robot_rl.policies.gaussian import GaussianPolicyConfig
-from robot_rl.record import RecordConfig, run_record
 from robot_rl.train.finetune import FinetuneConfig, resolve
 
 KEYS = ["goal", "pos"]
 
 
 @pytest.fixture(scope="module")
-def starts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("expo_build")
-    data = root / "point.hdf5"
-    run_record(RecordConfig(env="point", out=data, episodes=4, num_envs=2), progress=False)
+def starts(tmp_path_factory: pytest.TempPathFactory, point_demos: Path) -> dict[str, Path]:
+    root, data = tmp_path_factory.mktemp("expo_build"), point_demos
     norm = Normalizer.fit(read_robomimic(data), KEYS)
     torch.manual_seed(0)
     cfg = DiffusionPolicyConfig(KEYS, 4, 2, horizon=4, n_action_steps=2, hidden_dim=16,
