@@ -54,3 +54,59 @@ def test_offline_rl_actors_act_in_the_env_box_not_the_demos(push_demos: Path) ->
     )
     assert all(torch.equal(a, b) for a, b in zip(critic.parameters(), target.parameters(),
                                                  strict=True))  # fmt: skip
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"steps": 0}, "steps must be >= 1, got 0 (--steps)"),
+    ({"lr": 0.0}, "lr must be > 0, got 0.0 (--lr)"),
+    ({"discount": 1.5}, "discount must be in [0, 1], got 1.5 (--discount)"),
+    ({"tau": 0.0}, "tau must be in (0, 1], got 0.0 (--tau)"),
+    ({"expectile": 1.0}, "expectile must be in (0, 1), got 1.0 (--expectile)"),
+    ({"num_train_timesteps": 0}, "num_train_timesteps must be >= 1, got 0 (--num-train-timesteps)"),
+    ({"reward_scale": float("nan")}, "reward_scale must be a finite number, got nan (--reward-scale)"),
+    ({"cql_target_action_gap": "x"},
+     "cql_target_action_gap must be a finite number, got 'x' (--cql-target-action-gap)"),
+    ({"hidden_dims": []}, "hidden_dims needs one or more widths >= 1, got [] (--hidden-dims)"),
+    ({"hidden_dims": None, "critic_hidden_dims": [4, 0]},
+     "critic_hidden_dims needs one or more widths >= 1, got [4, 0] (--critic-hidden-dims)"),
+    ({"steps": None, "lr": -1.0}, "lr must be > 0, got -1.0 (--lr)"),
+])  # fmt: skip
+def test_numeric_settings_are_refused_where_declared(fields: dict, message: str) -> None:
+    from types import SimpleNamespace
+
+    from robot_rl.algos.common import check_fields
+    from robot_rl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        check_fields(SimpleNamespace(**fields))
+    assert str(err.value) == message
+
+
+def test_the_edges_of_each_numeric_range_are_accepted() -> None:
+    from types import SimpleNamespace
+
+    from robot_rl.algos.common import check_fields
+
+    check_fields(SimpleNamespace(steps=1, lr=1e-9, discount=1.0, tau=1.0, expectile=0.5,
+                                 weight_decay=0.0, hidden_dims=[1], use_ema=True))  # fmt: skip
+    check_fields(SimpleNamespace(discount=0.0, cql_alpha=0.0))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the messages of a machine without CUDA")
+def test_devices_this_machine_lacks_are_one_line_errors() -> None:
+    from robot_rl.algos.common import check_device
+    from robot_rl.errors import ConfigError
+
+    cases = {"cuda": "--device cuda: CUDA is not available on this machine",
+             "cuda:1": "--device cuda:1: CUDA is not available on this machine",
+             "meta": "--device 'meta': use cpu, cuda or cuda:<index>"}  # fmt: skip
+    if not torch.backends.mps.is_available():
+        cases["mps"] = "--device mps: MPS is not available on this machine"
+    for device, message in cases.items():
+        with pytest.raises(ConfigError) as err:
+            check_device(device)
+        assert str(err.value) == message
+    with pytest.raises(ConfigError) as err:
+        check_device("gpu0")
+    assert str(err.value).startswith("--device 'gpu0' is not a torch device: ")
+    check_device("cpu")
