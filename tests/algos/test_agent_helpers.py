@@ -110,3 +110,19 @@ def test_devices_this_machine_lacks_are_one_line_errors() -> None:
         check_device("gpu0")
     assert str(err.value).startswith("--device 'gpu0' is not a torch device: ")
     check_device("cpu")
+
+
+def test_the_training_log_lands_in_the_policy_directory(push_demos: Path, tmp_path: Path) -> None:
+    from robot_rl.algos.bc import BCConfig, train_bc
+    from robot_rl.algos.common import default_log_dir
+
+    cfg = BCConfig(dataset=push_demos, out=tmp_path / "bc", steps=2, hidden_dims=[8], batch_size=4)
+    train_bc(cfg, progress=False)
+    assert list((cfg.out / "tb").glob("events.out.tfevents.*"))
+    assert not default_log_dir(cfg).exists()  # the staging copy moved, not copied
+    # A log directory the user chose stays where it is.
+    mine = BCConfig(dataset=push_demos, out=tmp_path / "bc2", steps=2, hidden_dims=[8],
+                    batch_size=4, log_dir=tmp_path / "logs")  # fmt: skip
+    train_bc(mine, progress=False)
+    assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
+    assert not (mine.out / "tb").exists()
