@@ -108,10 +108,7 @@ class DiffusionConfig(OfflineTrainConfig):
         for name, value in SCALES[self.scale].items():
             if values[name] is None:
                 values[name] = value
-        cfg = DiffusionConfig(**values)
-        if cfg.steps < 1 or cfg.batch_size < 1 or cfg.warmup_steps < 0:
-            raise ConfigError("steps and batch_size must be >= 1 and warmup_steps >= 0")
-        return cfg
+        return DiffusionConfig(**values)  # checked on construction (check_fields)
 
 
 @with_matmul_precision

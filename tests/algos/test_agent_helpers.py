@@ -126,3 +126,14 @@ def test_the_training_log_lands_in_the_policy_directory(push_demos: Path, tmp_pa
     train_bc(mine, progress=False)
     assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
     assert not (mine.out / "tb").exists()
+
+
+def test_diffusion_settings_resolve_from_a_known_scale() -> None:
+    from robot_rl.algos.diffusion import DiffusionConfig
+    from robot_rl.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        DiffusionConfig(dataset=Path("d"), out=Path("o"), scale="huge").resolved()  # type: ignore[arg-type]
+    assert str(err.value) == "scale='huge': choose from ['cpu', 'paper']"
+    cfg = DiffusionConfig(dataset=Path("d"), out=Path("o"), steps=1, batch_size=1).resolved()
+    assert (cfg.steps, cfg.batch_size) == (1, 1) and cfg.horizon is not None
