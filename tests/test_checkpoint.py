@@ -106,3 +106,27 @@ def test_load_extra_missing_lists_available(tmp_path: Path) -> None:
     save_policy_dir(tmp_path / "p", CONFIG, weights(), extra_files={"critic": {"q": torch.ones(1)}})
     with pytest.raises(CheckpointError, match="no optimizer.safetensors; extra files: critic"):
         load_extra(tmp_path / "p", "optimizer")
+
+
+def test_a_policy_directory_records_its_format_and_refuses_a_newer_one(tmp_path: Path) -> None:
+    from robot_rl.data.normalizer import Normalizer
+    from robot_rl.policies import GaussianPolicy, load_policy
+    from robot_rl.policies.base import FORMAT_VERSION
+    from robot_rl.policies.gaussian import GaussianPolicyConfig
+
+    ident = {"obs.x": (torch.ones(2), torch.zeros(2)), "action": (torch.ones(1), torch.zeros(1))}
+    GaussianPolicy(GaussianPolicyConfig(["x"], 2, 1, [4]), Normalizer(ident), {}).save(
+        tmp_path / "p"
+    )
+    config_path = tmp_path / "p" / "config.json"
+    config = json.loads(config_path.read_text())
+    assert config["format_version"] == FORMAT_VERSION == 1
+    del config["format_version"]  # written before the field existed: read as the current one
+    config_path.write_text(json.dumps(config))
+    assert load_policy(tmp_path / "p").policy_type == "gaussian"
+    config_path.write_text(json.dumps({**config, "format_version": FORMAT_VERSION + 1}))
+    with pytest.raises(CheckpointError) as err:
+        load_policy(tmp_path / "p")
+    assert str(err.value) == (
+        f"{tmp_path / 'p'}: format_version 2 is newer than this robot_rl reads (1); upgrade robot_rl"
+    )
