@@ -3,6 +3,7 @@ commands write, or an older offline trainer's settings) and the offline RL actor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,50 @@ def test_diffusion_settings_resolve_from_a_known_scale() -> None:
     assert str(err.value) == "scale='huge': choose from ['cpu', 'paper']"
     cfg = DiffusionConfig(dataset=Path("d"), out=Path("o"), steps=1, batch_size=1).resolved()
     assert (cfg.steps, cfg.batch_size) == (1, 1) and cfg.horizon is not None
+
+
+def test_a_reward_convention_refuses_nonsense() -> None:
+    from robot_rl.errors import ConfigError
+
+    for discount in (0.0, 1.0, 1.5):
+        with pytest.raises(ConfigError) as err:
+            RewardConvention(1.0, 0.0, discount)
+        assert str(err.value) == f"discount must be in (0, 1), got {discount}"
+    with pytest.raises(ConfigError) as err:
+        RewardConvention(0.0, 1.0, 0.9)
+    assert str(err.value) == "reward_scale must not be 0"
+    assert RewardConvention(-2.0, 0.0, 0.999).to_json() == {"scale": -2.0, "bias": 0.0,
+                                                            "discount": 0.999}  # fmt: skip
+
+
+def test_a_task_dataset_honours_obs_keys_and_filter_key(tmp_path: Path, point_demos: Path) -> None:
+    import shutil
+
+    import h5py
+
+    from robot_rl.algos.common import load_task_dataset
+    from robot_rl.errors import DatasetError
+
+    path = tmp_path / "d.hdf5"
+    shutil.copy(point_demos, path)
+    with h5py.File(path, "r+") as f:
+        env_args = json.loads(f["data"].attrs["env_args"])
+        f["data"].attrs["env_args"] = json.dumps({**env_args, "env_kwargs": {"horizon": 7}})
+        del f["mask/train"]
+        f["mask/train"] = [b"demo_1", b"demo_3"]
+    data, env_info = load_task_dataset(path, obs_keys=["pos"], filter_key="train")
+    assert list(data.obs) == ["pos"] and data.episode_names == ["demo_1", "demo_3"]
+    assert env_info == {"env_name": "point", "env_kwargs": {"horizon": 7}}
+    with pytest.raises(DatasetError):
+        load_task_dataset(path, filter_key="nope")
+
+
+def test_wsrl_needs_a_start() -> None:
+    from robot_rl.algos import wsrl
+    from robot_rl.errors import ConfigError
+    from robot_rl.train.finetune import FinetuneConfig, resolve
+
+    cfg = resolve(FinetuneConfig(algo="wsrl", task="point", out=Path("unused")))
+    with pytest.raises(ConfigError) as err:
+        wsrl.build(cfg, None, None)
+    assert str(err.value) == "wsrl needs --init, a Cal-QL policy directory with critics"
