@@ -130,3 +130,99 @@ def test_a_policy_directory_records_its_format_and_refuses_a_newer_one(tmp_path:
     assert str(err.value) == (
         f"{tmp_path / 'p'}: format_version 2 is newer than this robot_rl reads (1); upgrade robot_rl"
     )
+
+
+def _saved_gaussian(tmp_path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    from safetensors.torch import load_file
+
+    from robot_rl.data.normalizer import Normalizer
+    from robot_rl.policies import GaussianPolicy
+    from robot_rl.policies.gaussian import GaussianPolicyConfig
+
+    ident = {"obs.x": (torch.ones(2), torch.zeros(2)), "action": (torch.ones(1), torch.zeros(1))}
+    policy = GaussianPolicy(GaussianPolicyConfig(["x"], 2, 1, [4]), Normalizer(ident), {"a": 1})
+    policy.save(tmp_path / "g")
+    config = json.loads((tmp_path / "g" / "config.json").read_text())
+    return config, load_file(str(tmp_path / "g" / "model.safetensors"))
+
+
+def test_a_corrupt_policy_directory_is_refused_with_one_line(tmp_path: Path) -> None:
+    from robot_rl.policies import GaussianPolicy
+
+    config, tensors = _saved_gaussian(tmp_path)
+    extra = {**tensors, "junk.a": torch.zeros(1), "junk.b": torch.zeros(1)}
+    no_weight = {k: v for k, v in tensors.items() if k != sorted(k for k in tensors
+                 if k.startswith("model."))[0]}  # fmt: skip
+    cases = [
+        (config, extra, "P: unexpected tensor 'junk.a' in the model file"),
+        ({**config, "policy": {**config["policy"], "obs_keys": "x"}}, tensors,
+         "P: policy.obs_keys must be a list of names, got 'x'"),
+        ({**config, "policy": {**config["policy"], "obs_keys": [1]}}, tensors,
+         "P: policy.obs_keys must be a list of names, got [1]"),
+        ({**config, "env": "reach"}, tensors, "P: config 'env' must be an object"),
+        ({k: v for k, v in config.items() if k != "policy"}, tensors,
+         "P: invalid policy config: 'policy'"),
+    ]  # fmt: skip
+    for cfg, files, message in cases:
+        with pytest.raises(CheckpointError) as err:
+            GaussianPolicy.from_saved(cfg, files, "P")
+        assert str(err.value) == message
+    with pytest.raises(CheckpointError) as err:
+        GaussianPolicy.from_saved(config, no_weight, "P")
+    assert str(err.value).startswith("P: weights do not match the config: ")
+    # A config without 'env' (an older directory) loads with no env record.
+    policy = GaussianPolicy.from_saved(
+        {k: v for k, v in config.items() if k != "env"}, tensors, "P"
+    )
+    assert policy.env_info == {} and not policy.training
+    assert GaussianPolicy.from_saved(config, tensors, "P").env_info == {"a": 1}
+
+
+def _data(**changes: object):  # noqa: ANN202
+    import numpy as np
+
+    from robot_rl.data import OfflineDataset
+
+    ep = {"obs": {"x": np.zeros((3, 2))}, "next_obs": {"x": np.zeros((3, 2))},
+          "actions": np.zeros((3, 1)), "rewards": np.zeros(3), "dones": np.zeros(3),
+          "attrs": {}}  # fmt: skip
+    for key, value in changes.items():
+        part, _, name = key.partition("__")
+        if name:
+            ep[part] = {**ep[part], name: value}
+        else:
+            ep[part] = value
+    return OfflineDataset.from_episodes([ep])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+def test_training_data_is_checked_as_the_trainers_see_it() -> None:
+    import numpy as np
+
+    from robot_rl.algos.common import check_training_data
+    from robot_rl.errors import DatasetError
+
+    big = np.array([0.0, 1e300, 0.0])
+    cases = [
+        (_data(actions=big[:, None]), "actions overflows float32"),
+        (_data(rewards=big), "rewards overflows float32"),
+        (_data(obs__x=np.stack([big, big], 1)), "obs/x overflows float32"),
+        (_data(next_obs__x=np.stack([big, big], 1)), "next_obs/x overflows float32"),
+    ]
+    for data, start in cases:
+        with pytest.raises(DatasetError) as err:
+            check_training_data(data, Path("D"))
+        assert str(err.value) == f"D: {start} (NaN or inf after conversion to float32)"
+    with pytest.raises(DatasetError) as err:
+        check_training_data(_data(obs__x=np.zeros(3), next_obs__x=np.zeros(3)), Path("D"))
+    assert str(err.value) == (
+        "D: obs/x is a scalar per step (shape (3,)); observations must be [T, D]"
+    )
+    with pytest.raises(DatasetError) as err:
+        check_training_data(_data(actions=np.array([[0.0], [-1.5], [1.0]])), Path("D"))
+    assert str(err.value) == (
+        "D: actions reach 1.5, outside [-1, 1]; store actions normalized to the env's action box"
+    )
+    check_training_data(_data(actions=np.array([[1.0005], [-1.0], [0.0]])), Path("D"))
+    images = np.zeros((3, 2), np.uint8)  # integer observations need no finiteness check
+    check_training_data(_data(obs__img=images, next_obs__img=images), Path("D"))
