@@ -226,3 +226,12 @@ def test_training_data_is_checked_as_the_trainers_see_it() -> None:
     check_training_data(_data(actions=np.array([[1.0005], [-1.0], [0.0]])), Path("D"))
     images = np.zeros((3, 2), np.uint8)  # integer observations need no finiteness check
     check_training_data(_data(obs__img=images, next_obs__img=images), Path("D"))
+
+
+def test_an_observation_missing_a_key_names_it(tmp_path: Path) -> None:
+    from robot_rl.policies import load_policy
+
+    _saved_gaussian(tmp_path)
+    with pytest.raises(KeyError) as err:
+        load_policy(tmp_path / "g").flat_obs({"y": torch.zeros(1, 2)})
+    assert err.value.args[0] == "observation lacks keys ['x']; has ['y']"
