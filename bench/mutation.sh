@@ -13,7 +13,9 @@ if [ ${#modules[@]} -eq 0 ]; then
     robot_rl.data.replay robot_rl.data.dataset robot_rl.data.hdf5 robot_rl.policies.gaussian
     robot_rl.policies.critic robot_rl.policies.diffusion robot_rl.policies.denoisers
     robot_rl.algos.iql robot_rl.algos.calql
-    robot_rl.algos.sac robot_rl.policies.expo robot_rl.algos.expo robot_rl.train.collector)
+    robot_rl.algos.sac robot_rl.policies.expo robot_rl.algos.expo robot_rl.algos.agent
+    robot_rl.algos.common robot_rl.algos.diffusion robot_rl.algos.rlpd robot_rl.algos.wsrl
+    robot_rl.policies.base robot_rl.policies.modules robot_rl.train.collector)
 fi
 for m in "${modules[@]}"; do
   echo "== $m"
