@@ -185,3 +185,94 @@ def test_wsrl_needs_a_start() -> None:
     with pytest.raises(ConfigError) as err:
         wsrl.build(cfg, None, None)
     assert str(err.value) == "wsrl needs --init, a Cal-QL policy directory with critics"
+
+
+def test_seed_everything_seeds_python_numpy_and_torch() -> None:
+    import random
+
+    import numpy as np
+
+    from robot_rl.algos.common import seed_everything
+
+    def draws() -> tuple[float, float, float, float]:
+        gen = seed_everything(3)
+        return (random.random(), float(np.random.rand()), float(torch.rand(1)),
+                float(torch.rand(1, generator=gen)))  # fmt: skip
+
+    assert draws() == draws()
+
+
+def test_a_task_dataset_without_env_kwargs_and_a_bad_one(tmp_path: Path, point_demos: Path) -> None:
+    import shutil
+
+    import h5py
+
+    from robot_rl.algos.common import load_task_dataset
+    from robot_rl.errors import DatasetError
+
+    path = tmp_path / "d.hdf5"
+    shutil.copy(point_demos, path)
+    with h5py.File(path, "r+") as f:
+        f["data"].attrs["env_args"] = json.dumps({"env_name": "point"})
+    assert load_task_dataset(path)[1] == {"env_name": "point", "env_kwargs": {}}
+    with h5py.File(path, "r+") as f:
+        actions = f["data/demo_0/actions"][()]
+        del f["data/demo_0/actions"]
+        f["data/demo_0/actions"] = 2 * actions + 1.5
+    with pytest.raises(DatasetError) as err:
+        load_task_dataset(path)
+    assert str(err.value).startswith(f"{path}: actions reach ")
+
+
+def test_writers_default_to_runs_and_never_hang_on_the_way_out_of_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from robot_rl.algos.common import _Writer, make_writer
+
+    monkeypatch.chdir(tmp_path)
+    with make_writer(None, "exp") as writer:
+        writer.add_scalar("x", 1.0, 0)
+    assert list((tmp_path / "runs" / "exp").glob("events.out.tfevents.*"))
+    # A close stuck on the writer's lock (Ctrl+C inside it): the error path gives up waiting.
+    release = threading.Event()
+    monkeypatch.setattr(_Writer, "CLOSE_TIMEOUT_S", 0.2)
+    writer = make_writer(tmp_path / "stuck", "unused")
+    real_close = writer.close
+    monkeypatch.setattr(writer, "close", lambda: release.wait(5) or real_close())
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), writer:
+        raise KeyboardInterrupt
+    assert time.monotonic() - start < 2.0
+    (closer,) = [t for t in threading.enumerate() if t.name == "writer-close"]
+    assert closer.daemon  # it cannot keep the process alive
+    release.set()
+    closer.join(5)
+
+
+def test_mlp_names_an_unknown_activation() -> None:
+    from robot_rl.policies.modules import ACTIVATIONS, mlp
+
+    with pytest.raises(ValueError) as err:
+        mlp(2, [4], 1, activation="swish2")
+    assert str(err.value) == f"unknown activation 'swish2'; choose from {sorted(ACTIVATIONS)}"
+
+
+def test_publishing_the_log_replaces_an_old_one_and_needs_both_directories(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from robot_rl.algos.common import default_log_dir, publish_log
+
+    cfg = SimpleNamespace(out=tmp_path / "policy", log_dir=None)
+    cfg.out.mkdir()
+    publish_log(cfg)  # no staged log: nothing to move
+    assert not (cfg.out / "tb").exists()
+    staging = default_log_dir(cfg)
+    staging.mkdir()
+    (staging / "new").write_text("1")
+    (cfg.out / "tb").mkdir()
+    (cfg.out / "tb" / "old").write_text("0")
+    publish_log(cfg)
+    assert sorted(p.name for p in (cfg.out / "tb").iterdir()) == ["new"] and not staging.exists()

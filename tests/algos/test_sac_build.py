@@ -109,7 +109,9 @@ def test_wsrl_keeps_the_starts_critics_temperature_and_reward(
 ) -> None:
     # The paper preset leaves the temperature to the start (the cpu preset sets 0.1).
     cfg = _cfg(tmp_path, "wsrl", init=starts["calql"], scale="paper")
-    agent = wsrl.build(cfg, _env(), torch.Generator())
+    gen = torch.Generator()
+    agent = wsrl.build(cfg, _env(), gen)
+    assert agent.generator is gen
     s = agent.sac.cfg
     assert agent.sac.critic.num_critics == 3 and s.target_subset == 2
     assert (s.actor_full_batch, s.actor_lr) == (True, wsrl.ACTOR_LR)
