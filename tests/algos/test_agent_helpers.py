@@ -1,15 +1,42 @@
-"""Helpers the algorithms share: the saved reward convention (the entry critic-training
-commands write, or an older offline trainer's settings) and the offline RL actor and critics."""
+"""Helpers the algorithms share, checked in process: the saved reward convention, the offline RL
+actor and critics, numeric-setting and device refusals, seeding, task datasets, TensorBoard
+writers and logs."""
 
 from __future__ import annotations
 
 import json
+import random
+import shutil
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
+import h5py
+import numpy as np
 import pytest
 import torch
 
+from robot_rl.algos import wsrl
 from robot_rl.algos.agent import RewardConvention, saved_reward_convention
+from robot_rl.algos.bc import BCConfig, train_bc
+from robot_rl.algos.calql import CalQLConfig
+from robot_rl.algos.common import (
+    _Writer,
+    build_actor_critic,
+    check_device,
+    check_fields,
+    default_log_dir,
+    load_task_dataset,
+    make_writer,
+    publish_log,
+    seed_everything,
+)
+from robot_rl.algos.diffusion import DiffusionConfig
+from robot_rl.data import read_robomimic
+from robot_rl.errors import ConfigError, DatasetError
+from robot_rl.policies.modules import ACTIVATIONS, mlp
+from robot_rl.train.finetune import FinetuneConfig, resolve
 
 
 @pytest.mark.parametrize(("config", "expected"), [
@@ -33,9 +60,6 @@ def test_saved_reward_convention(config: dict, expected: RewardConvention | None
 def test_offline_rl_actors_act_in_the_env_box_not_the_demos(push_demos: Path) -> None:
     """push's expert keeps the gripper in [0.84, 1]: a min/max action normalizer would leave
     the actor (and everything fine-tuned from it) unable to open it."""
-    from robot_rl.algos.calql import CalQLConfig
-    from robot_rl.algos.common import build_actor_critic
-    from robot_rl.data import read_robomimic
 
     data = read_robomimic(push_demos)
     assert data.actions[:, -1].min() > 0.5  # the demos use part of the gripper's range
@@ -73,21 +97,12 @@ def test_offline_rl_actors_act_in_the_env_box_not_the_demos(push_demos: Path) ->
     ({"steps": None, "lr": -1.0}, "lr must be > 0, got -1.0 (--lr)"),
 ])  # fmt: skip
 def test_numeric_settings_are_refused_where_declared(fields: dict, message: str) -> None:
-    from types import SimpleNamespace
-
-    from robot_rl.algos.common import check_fields
-    from robot_rl.errors import ConfigError
-
     with pytest.raises(ConfigError) as err:
         check_fields(SimpleNamespace(**fields))
     assert str(err.value) == message
 
 
 def test_the_edges_of_each_numeric_range_are_accepted() -> None:
-    from types import SimpleNamespace
-
-    from robot_rl.algos.common import check_fields
-
     check_fields(SimpleNamespace(steps=1, lr=1e-9, discount=1.0, tau=1.0, expectile=0.5,
                                  weight_decay=0.0, hidden_dims=[1], use_ema=True))  # fmt: skip
     check_fields(SimpleNamespace(discount=0.0, cql_alpha=0.0))
@@ -95,9 +110,6 @@ def test_the_edges_of_each_numeric_range_are_accepted() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the messages of a machine without CUDA")
 def test_devices_this_machine_lacks_are_one_line_errors() -> None:
-    from robot_rl.algos.common import check_device
-    from robot_rl.errors import ConfigError
-
     cases = {"cuda": "--device cuda: CUDA is not available on this machine",
              "cuda:1": "--device cuda:1: CUDA is not available on this machine",
              "meta": "--device 'meta': use cpu, cuda or cuda:<index>"}  # fmt: skip
@@ -114,9 +126,6 @@ def test_devices_this_machine_lacks_are_one_line_errors() -> None:
 
 
 def test_the_training_log_lands_in_the_policy_directory(push_demos: Path, tmp_path: Path) -> None:
-    from robot_rl.algos.bc import BCConfig, train_bc
-    from robot_rl.algos.common import default_log_dir
-
     cfg = BCConfig(dataset=push_demos, out=tmp_path / "bc", steps=2, hidden_dims=[8], batch_size=4)
     train_bc(cfg, progress=False)
     assert list((cfg.out / "tb").glob("events.out.tfevents.*"))
@@ -130,9 +139,6 @@ def test_the_training_log_lands_in_the_policy_directory(push_demos: Path, tmp_pa
 
 
 def test_diffusion_settings_resolve_from_a_known_scale() -> None:
-    from robot_rl.algos.diffusion import DiffusionConfig
-    from robot_rl.errors import ConfigError
-
     with pytest.raises(ConfigError) as err:
         DiffusionConfig(dataset=Path("d"), out=Path("o"), scale="huge").resolved()  # type: ignore[arg-type]
     assert str(err.value) == "scale='huge': choose from ['cpu', 'paper']"
@@ -141,8 +147,6 @@ def test_diffusion_settings_resolve_from_a_known_scale() -> None:
 
 
 def test_a_reward_convention_refuses_nonsense() -> None:
-    from robot_rl.errors import ConfigError
-
     for discount in (0.0, 1.0, 1.5):
         with pytest.raises(ConfigError) as err:
             RewardConvention(1.0, 0.0, discount)
@@ -154,16 +158,14 @@ def test_a_reward_convention_refuses_nonsense() -> None:
                                                             "discount": 0.999}  # fmt: skip
 
 
-def test_a_task_dataset_honours_obs_keys_and_filter_key(tmp_path: Path, point_demos: Path) -> None:
-    import shutil
-
-    import h5py
-
-    from robot_rl.algos.common import load_task_dataset
-    from robot_rl.errors import DatasetError
-
+def _copy(point_demos: Path, tmp_path: Path) -> Path:
     path = tmp_path / "d.hdf5"
     shutil.copy(point_demos, path)
+    return path
+
+
+def test_a_task_dataset_honours_obs_keys_and_filter_key(tmp_path: Path, point_demos: Path) -> None:
+    path = _copy(point_demos, tmp_path)
     with h5py.File(path, "r+") as f:
         env_args = json.loads(f["data"].attrs["env_args"])
         f["data"].attrs["env_args"] = json.dumps({**env_args, "env_kwargs": {"horizon": 7}})
@@ -177,10 +179,6 @@ def test_a_task_dataset_honours_obs_keys_and_filter_key(tmp_path: Path, point_de
 
 
 def test_wsrl_needs_a_start() -> None:
-    from robot_rl.algos import wsrl
-    from robot_rl.errors import ConfigError
-    from robot_rl.train.finetune import FinetuneConfig, resolve
-
     cfg = resolve(FinetuneConfig(algo="wsrl", task="point", out=Path("unused")))
     with pytest.raises(ConfigError) as err:
         wsrl.build(cfg, None, None)
@@ -188,12 +186,6 @@ def test_wsrl_needs_a_start() -> None:
 
 
 def test_seed_everything_seeds_python_numpy_and_torch() -> None:
-    import random
-
-    import numpy as np
-
-    from robot_rl.algos.common import seed_everything
-
     def draws() -> tuple[float, float, float, float]:
         gen = seed_everything(3)
         return (random.random(), float(np.random.rand()), float(torch.rand(1)),
@@ -203,15 +195,7 @@ def test_seed_everything_seeds_python_numpy_and_torch() -> None:
 
 
 def test_a_task_dataset_without_env_kwargs_and_a_bad_one(tmp_path: Path, point_demos: Path) -> None:
-    import shutil
-
-    import h5py
-
-    from robot_rl.algos.common import load_task_dataset
-    from robot_rl.errors import DatasetError
-
-    path = tmp_path / "d.hdf5"
-    shutil.copy(point_demos, path)
+    path = _copy(point_demos, tmp_path)
     with h5py.File(path, "r+") as f:
         f["data"].attrs["env_args"] = json.dumps({"env_name": "point"})
     assert load_task_dataset(path)[1] == {"env_name": "point", "env_kwargs": {}}
@@ -227,11 +211,6 @@ def test_a_task_dataset_without_env_kwargs_and_a_bad_one(tmp_path: Path, point_d
 def test_writers_default_to_runs_and_never_hang_on_the_way_out_of_an_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import threading
-    import time
-
-    from robot_rl.algos.common import _Writer, make_writer
-
     monkeypatch.chdir(tmp_path)
     with make_writer(None, "exp") as writer:
         writer.add_scalar("x", 1.0, 0)
@@ -253,18 +232,12 @@ def test_writers_default_to_runs_and_never_hang_on_the_way_out_of_an_error(
 
 
 def test_mlp_names_an_unknown_activation() -> None:
-    from robot_rl.policies.modules import ACTIVATIONS, mlp
-
     with pytest.raises(ValueError) as err:
         mlp(2, [4], 1, activation="swish2")
     assert str(err.value) == f"unknown activation 'swish2'; choose from {sorted(ACTIVATIONS)}"
 
 
 def test_publishing_the_log_replaces_an_old_one_and_needs_both_directories(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from robot_rl.algos.common import default_log_dir, publish_log
-
     cfg = SimpleNamespace(out=tmp_path / "policy", log_dir=None)
     cfg.out.mkdir()
     publish_log(cfg)  # no staged log: nothing to move
